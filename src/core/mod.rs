@@ -1,0 +1,13 @@
+//! The registry domain: uploads, push, pull, mount, delete, tags and
+//! referrers, over a [`BlobStore`](crate::storage::BlobStore) and a
+//! [`MetadataStore`](crate::metadata::MetadataStore). Nothing here knows HTTP.
+
+pub mod digest;
+pub mod error;
+pub mod manifest;
+pub mod names;
+pub mod range;
+pub mod registry;
+mod upload;
+
+pub use registry::Registry;

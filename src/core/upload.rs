@@ -1,0 +1,148 @@
+//! Streaming bytes into an upload's staging object while hashing them.
+//!
+//! Each session keeps its running hash in memory so a chunked push is hashed
+//! exactly once. After a restart (or for a sha512 digest) the staged bytes are
+//! re-read and hashed instead, so a session opened before a restart can still
+//! be finished.
+
+use super::digest::{Algorithm, Digest, Hasher};
+use super::error::{Error, Result};
+use crate::storage::BlobStore;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+use tokio::io::AsyncReadExt;
+
+/// A request body, as the core sees it.
+pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
+
+/// The running hash of a session's first `offset` staged bytes.
+#[derive(Clone)]
+pub(crate) struct HashState {
+    pub offset: u64,
+    pub hasher: Hasher,
+}
+
+/// Per-session state held in memory: a lock that orders requests on the same
+/// session, and its running hash. Sessions of different uploads never share
+/// a lock.
+#[derive(Default)]
+pub(crate) struct Sessions {
+    map: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<HashState>>>>>,
+}
+
+impl Sessions {
+    pub fn slot(&self, id: &str) -> Arc<tokio::sync::Mutex<Option<HashState>>> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(id.to_owned()).or_default().clone()
+    }
+
+    pub fn forget(&self, id: &str) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(id);
+    }
+}
+
+/// Stream `body` into staging at `offset`, hashing as it goes. Returns the
+/// new size and hash; the bytes are durable when it returns.
+pub(crate) async fn append(
+    store: &dyn BlobStore,
+    id: &str,
+    offset: u64,
+    state: Option<HashState>,
+    mut body: ByteStream,
+    max_size: u64,
+) -> Result<HashState> {
+    let mut state = match state {
+        Some(s) if s.offset == offset => s,
+        _ => rehash(store, id, offset, Algorithm::Sha256).await?,
+    };
+    let mut writer = store
+        .staging_writer(id, offset)
+        .await
+        .map_err(|e| Error::internal("opening upload staging", e))?;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            Error::new(
+                super::error::Code::BlobUploadInvalid,
+                format!("reading request body: {e}"),
+            )
+        })?;
+        state.offset += chunk.len() as u64;
+        if state.offset > max_size {
+            return Err(Error::new(
+                super::error::Code::TooLarge,
+                format!("blob exceeds the {max_size}-byte limit"),
+            ));
+        }
+        state.hasher.update(&chunk);
+        writer
+            .write(&chunk)
+            .await
+            .map_err(|e| Error::internal("writing upload staging", e))?;
+    }
+    writer
+        .finish()
+        .await
+        .map_err(|e| Error::internal("syncing upload staging", e))?;
+    Ok(state)
+}
+
+/// Hash the first `len` staged bytes of an upload with `algorithm`.
+pub(crate) async fn rehash(
+    store: &dyn BlobStore,
+    id: &str,
+    len: u64,
+    algorithm: Algorithm,
+) -> Result<HashState> {
+    let mut hasher = algorithm.hasher();
+    if len > 0 {
+        let reader = store
+            .staging_reader(id)
+            .await
+            .map_err(|e| Error::internal("reading upload staging", e))?;
+        let mut reader = reader.take(len);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut seen = 0u64;
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .await
+                .map_err(|e| Error::internal("reading upload staging", e))?;
+            if n == 0 {
+                break;
+            }
+            seen += n as u64;
+            hasher.update(&buf[..n]);
+        }
+        if seen != len {
+            return Err(Error::internal(
+                "upload staging",
+                format!("staging for {id} holds {seen} of {len} acknowledged bytes"),
+            ));
+        }
+    }
+    Ok(HashState {
+        offset: len,
+        hasher,
+    })
+}
+
+/// The digest of a session's bytes with `algorithm`, reusing the running
+/// hash when it is of that algorithm.
+pub(crate) async fn final_digest(
+    store: &dyn BlobStore,
+    id: &str,
+    state: HashState,
+    algorithm: Algorithm,
+) -> Result<Digest> {
+    let state = if state.hasher.algorithm() == algorithm {
+        state
+    } else {
+        rehash(store, id, state.offset, algorithm).await?
+    };
+    Ok(state.hasher.finish())
+}

@@ -1,0 +1,33 @@
+//! One log line per request: method, path, status, bytes and time to the
+//! response head. Query strings are left out (they may carry tokens later).
+
+use axum::extract::Request;
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+use hyper::body::Body as _;
+use std::time::Instant;
+
+pub async fn log_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    let bytes = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| resp.body().size_hint().exact())
+        .unwrap_or(0);
+    tracing::info!(
+        target: "berth::request",
+        %method,
+        path,
+        status = resp.status().as_u16(),
+        bytes,
+        micros = start.elapsed().as_micros() as u64,
+        "request"
+    );
+    resp
+}

@@ -1,0 +1,178 @@
+//! The HTTP layer: maps the OCI Distribution API onto [`Registry`] calls.
+//! It parses and validates requests, and turns results into the spec's
+//! responses; all registry logic lives in the core.
+
+mod blobs;
+mod discovery;
+pub mod error;
+mod log;
+mod manifests;
+pub mod routes;
+mod uploads;
+
+use crate::core::digest::Digest;
+use crate::core::error::Code;
+use crate::core::names::RepoName;
+use crate::core::Registry;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use error::{err, ApiError, ApiResult};
+use routes::Route;
+use std::sync::Arc;
+
+pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
+
+/// What every handler gets.
+pub struct Ctx {
+    pub registry: Arc<Registry>,
+}
+
+/// A request's parts, after routing.
+pub struct Req {
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub query: Vec<(String, String)>,
+}
+
+impl Req {
+    /// The first value of query parameter `key`.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header(&self, name: header::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Build the application: one handler for all of `/v2/`, wrapped in the
+/// request log and the API version header.
+pub fn app(registry: Arc<Registry>) -> Router {
+    let ctx = Arc::new(Ctx { registry });
+    Router::new()
+        .fallback(dispatch)
+        .with_state(ctx)
+        .layer(axum::middleware::from_fn(log::log_request))
+}
+
+async fn dispatch(State(ctx): State<Arc<Ctx>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let route = routes::parse(parts.uri.path());
+    let query = parts
+        .uri
+        .query()
+        .map(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default())
+        .unwrap_or_default();
+    let req = Req {
+        method: parts.method,
+        headers: parts.headers,
+        query,
+    };
+    let result = match route {
+        Some(route) => handle(&ctx, route, req, body).await,
+        None => Err(err(Code::NameUnknown, "no such endpoint")),
+    };
+    let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    resp.headers_mut()
+        .insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
+    resp
+}
+
+async fn handle(ctx: &Ctx, route: Route<'_>, req: Req, body: Body) -> ApiResult {
+    use Method as M;
+    match (route, &req.method) {
+        (Route::Base, &M::GET | &M::HEAD) => Ok(base()),
+        (Route::Catalog, &M::GET) => discovery::catalog(ctx, &req).await,
+        (Route::Tags { name }, &M::GET) => discovery::tags(ctx, &repo(name)?, &req).await,
+        (Route::Referrers { name, digest: d }, &M::GET) => {
+            discovery::referrers(ctx, &repo(name)?, &digest(d)?, &req).await
+        }
+        (Route::Manifest { name, reference }, &M::GET | &M::HEAD) => {
+            manifests::get(ctx, &repo(name)?, reference, &req).await
+        }
+        (Route::Manifest { name, reference }, &M::PUT) => {
+            manifests::put(ctx, &repo(name)?, reference, &req, body).await
+        }
+        (Route::Manifest { name, reference }, &M::DELETE) => {
+            manifests::delete(ctx, &repo(name)?, reference).await
+        }
+        (Route::Blob { name, digest: d }, &M::GET | &M::HEAD) => {
+            blobs::get(ctx, &repo(name)?, &digest(d)?, &req).await
+        }
+        (Route::Blob { name, digest: d }, &M::DELETE) => {
+            blobs::delete(ctx, &repo(name)?, &digest(d)?).await
+        }
+        (Route::UploadStart { name }, &M::POST) => {
+            uploads::start(ctx, &repo(name)?, &req, body).await
+        }
+        (Route::Upload { name, id }, &M::GET) => uploads::status(ctx, &repo(name)?, id).await,
+        (Route::Upload { name, id }, &M::PATCH) => {
+            uploads::patch(ctx, &repo(name)?, id, &req, body).await
+        }
+        (Route::Upload { name, id }, &M::PUT) => {
+            uploads::put(ctx, &repo(name)?, id, &req, body).await
+        }
+        (Route::Upload { name, id }, &M::DELETE) => uploads::cancel(ctx, &repo(name)?, id).await,
+        (route, _) => Ok(method_not_allowed(&route)),
+    }
+}
+
+fn base() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        "{}",
+    )
+        .into_response()
+}
+
+fn method_not_allowed(route: &Route<'_>) -> Response {
+    let allow = match route {
+        Route::Base => "GET, HEAD",
+        Route::Catalog | Route::Tags { .. } | Route::Referrers { .. } => "GET",
+        Route::Manifest { .. } => "GET, HEAD, PUT, DELETE",
+        Route::Blob { .. } => "GET, HEAD, DELETE",
+        Route::UploadStart { .. } => "POST",
+        Route::Upload { .. } => "GET, PATCH, PUT, DELETE",
+    };
+    let mut resp = ApiError(crate::core::error::Error::new(
+        Code::Unsupported,
+        "method not allowed on this endpoint",
+    ))
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(allow) {
+        resp.headers_mut().insert(header::ALLOW, v);
+    }
+    resp
+}
+
+/// Validate a repository name from the path.
+fn repo(name: &str) -> Result<RepoName, ApiError> {
+    RepoName::parse(name).ok_or_else(|| err(Code::NameInvalid, "invalid repository name"))
+}
+
+/// Validate a digest from the path or query.
+pub fn digest(s: &str) -> Result<Digest, ApiError> {
+    s.parse()
+        .map_err(|e: crate::core::digest::DigestError| err(Code::DigestInvalid, e.to_string()))
+}
+
+/// Add a header whose value we built; values that cannot be headers are
+/// skipped rather than panicking.
+pub fn set_header(resp: &mut Response, name: &'static str, value: impl AsRef<str>) {
+    if let Ok(v) = HeaderValue::from_str(value.as_ref()) {
+        resp.headers_mut().insert(name, v);
+    }
+}
+
+/// The request body as the core's byte stream.
+pub fn body_stream(body: Body) -> crate::core::registry::Body {
+    use futures_util::TryStreamExt;
+    Box::pin(body.into_data_stream().map_err(std::io::Error::other))
+}

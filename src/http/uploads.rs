@@ -1,0 +1,175 @@
+//! Blob uploads: `POST .../blobs/uploads/` (session, monolithic, mount) and
+//! `GET`/`PATCH`/`PUT`/`DELETE .../blobs/uploads/<id>`.
+
+use super::error::{err, ApiError, ApiResult};
+use super::{body_stream, digest, set_header, Ctx, Req};
+use crate::core::error::Code;
+use crate::core::names::RepoName;
+use crate::core::registry::UploadStart;
+use crate::metadata::UploadSession;
+use axum::body::Body;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+pub async fn start(ctx: &Ctx, repo: &RepoName, req: &Req, body: Body) -> ApiResult {
+    if let Some(d) = req.param("mount") {
+        let mount = digest(d)?;
+        // A `from` that is not a valid name cannot hold the blob: fall back
+        // to a session, as for any mount that cannot be served.
+        let out = match req.param("from").map(RepoName::parse) {
+            None => {
+                ctx.registry
+                    .start_upload(repo, Some((&mount, None)))
+                    .await?
+            }
+            Some(Some(from)) => {
+                ctx.registry
+                    .start_upload(repo, Some((&mount, Some(&from))))
+                    .await?
+            }
+            Some(None) => ctx.registry.start_upload(repo, None).await?,
+        };
+        return session_created(out, repo);
+    }
+    if let Some(d) = req.param("digest") {
+        let d = digest(d)?;
+        ctx.registry
+            .upload_whole(repo, &d, body_stream(body))
+            .await?;
+        return Ok(blob_created(repo, &d.to_string()));
+    }
+    session_created(ctx.registry.start_upload(repo, None).await?, repo)
+}
+
+fn session_created(out: UploadStart, repo: &RepoName) -> ApiResult {
+    Ok(match out {
+        UploadStart::Created(d) => blob_created(repo, d.as_str()),
+        UploadStart::Session(s) => session_response(StatusCode::ACCEPTED, &s),
+    })
+}
+
+fn blob_created(repo: &RepoName, digest: &str) -> Response {
+    let mut resp = StatusCode::CREATED.into_response();
+    set_header(&mut resp, "location", format!("/v2/{repo}/blobs/{digest}"));
+    set_header(&mut resp, "docker-content-digest", digest);
+    set_header(&mut resp, "content-length", "0");
+    resp
+}
+
+/// `Range` as the spec writes it: inclusive end of the bytes received.
+fn range_value(size: u64) -> String {
+    format!("0-{}", size.saturating_sub(1))
+}
+
+fn session_response(status: StatusCode, s: &UploadSession) -> Response {
+    let mut resp = status.into_response();
+    set_header(
+        &mut resp,
+        "location",
+        format!("/v2/{}/blobs/uploads/{}", s.repo, s.id),
+    );
+    set_header(&mut resp, "range", range_value(s.size));
+    set_header(&mut resp, "docker-upload-uuid", &s.id);
+    set_header(&mut resp, "content-length", "0");
+    resp
+}
+
+pub async fn status(ctx: &Ctx, repo: &RepoName, id: &str) -> ApiResult {
+    let s = ctx.registry.upload_status(repo, id).await?;
+    Ok(session_response(StatusCode::NO_CONTENT, &s))
+}
+
+/// Parse `Content-Range: <start>-<end>` (also `bytes <start>-<end>/<total>`).
+fn content_range(v: &str) -> Option<(u64, u64)> {
+    let v = v.trim();
+    let v = v.strip_prefix("bytes ").unwrap_or(v);
+    let v = v.split('/').next()?;
+    let (a, b) = v.split_once('-')?;
+    let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a <= b).then_some((a, b))
+}
+
+pub async fn patch(ctx: &Ctx, repo: &RepoName, id: &str, req: &Req, body: Body) -> ApiResult {
+    let start = match req.header(header::CONTENT_RANGE) {
+        None => None,
+        Some(v) => {
+            let (start, end) = content_range(v)
+                .ok_or_else(|| err(Code::BlobUploadInvalid, "malformed Content-Range"))?;
+            let length = req
+                .header(header::CONTENT_LENGTH)
+                .and_then(|l| l.parse::<u64>().ok());
+            if length.is_some_and(|l| l != end - start + 1) {
+                let s = ctx.registry.upload_status(repo, id).await?;
+                return Ok(range_error(
+                    &s,
+                    "Content-Range does not match Content-Length",
+                ));
+            }
+            Some(start)
+        }
+    };
+    match ctx
+        .registry
+        .upload_append(repo, id, start, body_stream(body))
+        .await
+    {
+        Ok(s) => Ok(session_response(StatusCode::ACCEPTED, &s)),
+        Err(e) if e.code == Code::RangeInvalid => {
+            let s = UploadSession {
+                id: id.to_owned(),
+                repo: repo.clone(),
+                size: e.upload_size.unwrap_or(0),
+            };
+            Ok(range_error(&s, &e.message))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// 416 with the session's current `Range`, so the client can resume.
+fn range_error(s: &UploadSession, message: &str) -> Response {
+    let mut resp =
+        ApiError(crate::core::error::Error::new(Code::RangeInvalid, message)).into_response();
+    set_header(
+        &mut resp,
+        "location",
+        format!("/v2/{}/blobs/uploads/{}", s.repo, s.id),
+    );
+    set_header(&mut resp, "range", range_value(s.size));
+    set_header(&mut resp, "docker-upload-uuid", &s.id);
+    resp
+}
+
+pub async fn put(ctx: &Ctx, repo: &RepoName, id: &str, req: &Req, body: Body) -> ApiResult {
+    let d = req.param("digest").ok_or_else(|| {
+        err(
+            Code::DigestInvalid,
+            "digest query parameter is required to close an upload",
+        )
+    })?;
+    let d = digest(d)?;
+    ctx.registry
+        .upload_finish(repo, id, &d, body_stream(body))
+        .await?;
+    Ok(blob_created(repo, d.as_str()))
+}
+
+pub async fn cancel(ctx: &Ctx, repo: &RepoName, id: &str) -> ApiResult {
+    ctx.registry.upload_cancel(repo, id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_range;
+
+    #[test]
+    fn content_range_forms() {
+        assert_eq!(content_range("0-9"), Some((0, 9)));
+        assert_eq!(content_range("bytes 10-19/100"), Some((10, 19)));
+        assert_eq!(content_range("bytes 10-19/*"), Some((10, 19)));
+        assert_eq!(content_range("9-0"), None);
+        assert_eq!(content_range("x-y"), None);
+        assert_eq!(content_range(""), None);
+    }
+}

@@ -1,0 +1,132 @@
+//! Registry metadata: repositories, repository-blob links, manifests and
+//! their references, tags and upload sessions, in one transactional store.
+//!
+//! This is the source of truth (design invariant 6): a blob is in a
+//! repository exactly when this store links it there. Every multi-row change
+//! is one transaction, and each method states what it checks inside it, so a
+//! PostgreSQL implementation can give the same guarantees.
+
+pub mod sqlite;
+
+use crate::core::digest::Digest;
+use crate::core::error::Result;
+use crate::core::manifest::ParsedManifest;
+use crate::core::names::{RepoName, Tag};
+use async_trait::async_trait;
+
+/// An upload session as the metadata knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSession {
+    pub id: String,
+    pub repo: RepoName,
+    /// Bytes received and acknowledged so far.
+    pub size: u64,
+}
+
+/// A stored manifest, with its body.
+#[derive(Debug, Clone)]
+pub struct ManifestRecord {
+    pub digest: Digest,
+    pub media_type: String,
+    pub body: bytes::Bytes,
+}
+
+/// One entry of a referrers response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Referrer {
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Outcome of putting a manifest whose references are checked in the same
+/// transaction as the write.
+#[derive(Debug)]
+pub enum PutManifest {
+    Stored,
+    /// A config or layer blob the repository does not hold.
+    MissingBlob(Digest),
+    /// A child manifest the repository does not hold.
+    MissingManifest(Digest),
+}
+
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// Size of a blob if `repo` links it (invariant 2: only links count).
+    async fn blob_in_repo(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>>;
+
+    /// Record durable blob bytes and link them into `repo`, creating the
+    /// repository if needed, and end the upload session `upload` if given.
+    async fn commit_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        upload: Option<&str>,
+    ) -> Result<()>;
+
+    /// Link a blob into `repo` from `from`, or, without `from`, from any
+    /// repository that links it. Returns its size, or `None` (nothing
+    /// changed) when no such source holds it.
+    async fn mount_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: Option<&RepoName>,
+    ) -> Result<Option<u64>>;
+
+    /// Remove `repo`'s link to a blob; false when there was none.
+    async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;
+
+    async fn create_upload(&self, id: &str, repo: &RepoName) -> Result<()>;
+    async fn upload(&self, id: &str) -> Result<Option<UploadSession>>;
+    /// Move a session's size from `from` to `to`; false when its size was
+    /// not `from` (another request advanced it) or the session is gone.
+    async fn advance_upload(&self, id: &str, from: u64, to: u64) -> Result<bool>;
+    /// End a session without storing anything; false when unknown.
+    async fn delete_upload(&self, id: &str) -> Result<bool>;
+
+    /// Store a manifest (and point `tags` at it), after checking inside the same
+    /// transaction that `repo` holds every blob and child it names.
+    async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        body: &[u8],
+        parsed: &ParsedManifest,
+        tags: &[Tag],
+    ) -> Result<PutManifest>;
+
+    async fn manifest_by_digest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRecord>>;
+    async fn manifest_by_tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<ManifestRecord>>;
+
+    /// Delete a manifest and every tag on it; false when unknown.
+    async fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;
+    /// Delete one tag; false when unknown.
+    async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool>;
+
+    /// Up to `n` tags after `last`, in lexical order; `None` when the
+    /// repository does not exist.
+    async fn list_tags(
+        &self,
+        repo: &RepoName,
+        last: Option<&str>,
+        n: usize,
+    ) -> Result<Option<Vec<String>>>;
+    /// Up to `n` repository names after `last`, in lexical order.
+    async fn list_repositories(&self, last: Option<&str>, n: usize) -> Result<Vec<String>>;
+    /// Manifests in `repo` whose subject is `subject`, optionally filtered
+    /// by artifact type.
+    async fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>>;
+}

@@ -1,0 +1,577 @@
+//! The embedded metadata store: SQLite (bundled) in WAL mode.
+//!
+//! Why SQLite: one file, real transactions, indexes for every lookup, crash
+//! safety that is decades old, and a schema that carries over to PostgreSQL.
+//! Writes go through one connection (SQLite has one writer at a time anyway;
+//! the mutex only queues the few microseconds of a transaction, never blob
+//! I/O). Reads use a pool of read-only connections, so a read request cannot
+//! write metadata even by mistake (invariant 1), and WAL lets them run while a
+//! write commits.
+
+use super::{ManifestRecord, MetadataStore, PutManifest, Referrer, UploadSession};
+use crate::core::digest::Digest;
+use crate::core::error::{Error, Result};
+use crate::core::manifest::{ParsedManifest, RefKind};
+use crate::core::names::{RepoName, Tag};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA_VERSION: i64 = 1;
+/// Idle read connections kept open.
+const READ_POOL: usize = 16;
+
+pub struct SqliteMetadata {
+    path: PathBuf,
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn db_err(e: rusqlite::Error) -> Error {
+    Error::internal("metadata store", e)
+}
+
+impl SqliteMetadata {
+    /// Open (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteMetadata> {
+        let conn = Connection::open(path).map_err(db_err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 10000;",
+        )
+        .map_err(db_err)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db_err)?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::internal(
+                "metadata store",
+                format!("database schema {version} is newer than this berth ({SCHEMA_VERSION})"),
+            ));
+        }
+        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(db_err)?;
+        Ok(SqliteMetadata {
+            path: path.to_owned(),
+            writer: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// Run `f` on a read-only connection on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let path = self.path.clone();
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match pool.lock().ok().and_then(|mut p| p.pop()) {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        &path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )
+                    .map_err(db_err)?;
+                    c.busy_timeout(std::time::Duration::from_secs(10))
+                        .map_err(db_err)?;
+                    c
+                }
+            };
+            let out = f(&conn).map_err(db_err);
+            if let Ok(mut p) = pool.lock() {
+                if p.len() < READ_POOL {
+                    p.push(conn);
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| Error::internal("metadata read task", e))?
+    }
+
+    /// Run `f` in one write transaction, committed when it returns `Ok`.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer
+                .lock()
+                .map_err(|_| Error::internal("metadata store", "writer poisoned"))?;
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let out = f(&tx).map_err(db_err)?;
+            tx.commit().map_err(db_err)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| Error::internal("metadata write task", e))?
+    }
+}
+
+fn repo_id(conn: &Connection, repo: &str) -> rusqlite::Result<Option<i64>> {
+    conn.query_row("SELECT id FROM repositories WHERE name = ?1", [repo], |r| {
+        r.get(0)
+    })
+    .optional()
+}
+
+fn ensure_repo(tx: &Transaction, repo: &str) -> rusqlite::Result<i64> {
+    if let Some(id) = repo_id(tx, repo)? {
+        return Ok(id);
+    }
+    tx.execute(
+        "INSERT INTO repositories (name, created_at) VALUES (?1, ?2)",
+        params![repo, now()],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+fn link(tx: &Transaction, repo_id: i64, digest: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO repo_blobs (repo_id, digest, created_at) VALUES (?1, ?2, ?3)",
+        params![repo_id, digest, now()],
+    )?;
+    Ok(())
+}
+
+const MANIFEST_COLUMNS: &str = "m.digest, m.media_type, b.body";
+
+fn manifest_row(r: &rusqlite::Row) -> rusqlite::Result<(String, String, Vec<u8>)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+fn to_record(row: Option<(String, String, Vec<u8>)>) -> Result<Option<ManifestRecord>> {
+    row.map(|(digest, media_type, body)| {
+        Ok(ManifestRecord {
+            digest: digest
+                .parse()
+                .map_err(|e| Error::internal("stored manifest digest", e))?,
+            media_type,
+            body: body.into(),
+        })
+    })
+    .transpose()
+}
+
+#[async_trait]
+impl MetadataStore for SqliteMetadata {
+    async fn blob_in_repo(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.read(move |c| {
+            c.query_row(
+                "SELECT b.size FROM repositories r
+                 JOIN repo_blobs l ON l.repo_id = r.id AND l.digest = ?2
+                 JOIN blobs b ON b.digest = l.digest
+                 WHERE r.name = ?1",
+                params![repo, digest],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+        })
+        .await
+        .map(|o| o.map(|s| s as u64))
+    }
+
+    async fn commit_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        upload: Option<&str>,
+    ) -> Result<()> {
+        let (repo, digest, upload) = (
+            repo.to_string(),
+            digest.to_string(),
+            upload.map(str::to_owned),
+        );
+        self.write(move |tx| {
+            let id = ensure_repo(tx, &repo)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?1, ?2, ?3)",
+                params![digest, size as i64, now()],
+            )?;
+            link(tx, id, &digest)?;
+            if let Some(u) = upload {
+                tx.execute("DELETE FROM uploads WHERE id = ?1", [u])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mount_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: Option<&RepoName>,
+    ) -> Result<Option<u64>> {
+        let (repo, digest, from) = (
+            repo.to_string(),
+            digest.to_string(),
+            from.map(|f| f.to_string()),
+        );
+        self.write(move |tx| {
+            let size: Option<i64> = match &from {
+                Some(from) => tx
+                    .query_row(
+                        "SELECT b.size FROM repositories r
+                         JOIN repo_blobs l ON l.repo_id = r.id AND l.digest = ?2
+                         JOIN blobs b ON b.digest = l.digest
+                         WHERE r.name = ?1",
+                        params![from, digest],
+                        |r| r.get(0),
+                    )
+                    .optional()?,
+                None => tx
+                    .query_row(
+                        "SELECT b.size FROM blobs b WHERE b.digest = ?1
+                         AND EXISTS (SELECT 1 FROM repo_blobs l WHERE l.digest = b.digest)",
+                        [&digest],
+                        |r| r.get(0),
+                    )
+                    .optional()?,
+            };
+            if let Some(size) = size {
+                let id = ensure_repo(tx, &repo)?;
+                link(tx, id, &digest)?;
+                Ok(Some(size as u64))
+            } else {
+                Ok(None)
+            }
+        })
+        .await
+    }
+
+    async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.write(move |tx| {
+            let n = tx.execute(
+                "DELETE FROM repo_blobs WHERE digest = ?2
+                 AND repo_id = (SELECT id FROM repositories WHERE name = ?1)",
+                params![repo, digest],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn create_upload(&self, id: &str, repo: &RepoName) -> Result<()> {
+        let (id, repo) = (id.to_owned(), repo.to_string());
+        self.write(move |tx| {
+            let t = now();
+            tx.execute(
+                "INSERT INTO uploads (id, repo, size, created_at, updated_at) VALUES (?1, ?2, 0, ?3, ?3)",
+                params![id, repo, t],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upload(&self, id: &str) -> Result<Option<UploadSession>> {
+        let id = id.to_owned();
+        let row = self
+            .read(move |c| {
+                c.query_row(
+                    "SELECT id, repo, size FROM uploads WHERE id = ?1",
+                    [id],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
+                .optional()
+            })
+            .await?;
+        row.map(|(id, repo, size)| {
+            Ok(UploadSession {
+                id,
+                repo: RepoName::parse(&repo)
+                    .ok_or_else(|| Error::internal("stored upload", "bad repository name"))?,
+                size: size as u64,
+            })
+        })
+        .transpose()
+    }
+
+    async fn advance_upload(&self, id: &str, from: u64, to: u64) -> Result<bool> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE uploads SET size = ?3, updated_at = ?4 WHERE id = ?1 AND size = ?2",
+                params![id, from as i64, to as i64, now()],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn delete_upload(&self, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        self.write(move |tx| Ok(tx.execute("DELETE FROM uploads WHERE id = ?1", [id])? > 0))
+            .await
+    }
+
+    async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        body: &[u8],
+        parsed: &ParsedManifest,
+        tags: &[Tag],
+    ) -> Result<PutManifest> {
+        let repo = repo.to_string();
+        let digest_s = digest.to_string();
+        let body = body.to_vec();
+        let parsed = parsed.clone();
+        let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+        // References are checked before anything is written, inside the
+        // same transaction, so a failed push changes nothing.
+        self.write(move |tx| {
+            let id = repo_id(tx, &repo)?;
+            for (target, kind) in &parsed.references {
+                let (sql, missing): (&str, fn(Digest) -> PutManifest) = match kind {
+                    RefKind::Config | RefKind::Layer => (
+                        "SELECT 1 FROM repo_blobs WHERE repo_id = ?1 AND digest = ?2",
+                        PutManifest::MissingBlob,
+                    ),
+                    RefKind::Child => (
+                        "SELECT 1 FROM manifests WHERE repo_id = ?1 AND digest = ?2",
+                        PutManifest::MissingManifest,
+                    ),
+                    RefKind::ForeignLayer => continue,
+                };
+                let present = match id {
+                    Some(id) => tx
+                        .query_row(sql, params![id, target.as_str()], |_| Ok(()))
+                        .optional()?
+                        .is_some(),
+                    None => false,
+                };
+                if !present {
+                    return Ok(missing(target.clone()));
+                }
+            }
+            let id = ensure_repo(tx, &repo)?;
+            let t = now();
+            tx.execute(
+                "INSERT OR IGNORE INTO manifest_bodies (digest, body) VALUES (?1, ?2)",
+                params![digest_s, body],
+            )?;
+            let annotations = parsed
+                .annotations
+                .as_ref()
+                .map(|a| serde_json::Value::Object(a.clone()).to_string());
+            tx.execute(
+                "INSERT INTO manifests (repo_id, digest, media_type, size, artifact_type, subject, annotations, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (repo_id, digest) DO UPDATE SET media_type = excluded.media_type",
+                params![
+                    id,
+                    digest_s,
+                    parsed.media_type,
+                    body.len() as i64,
+                    parsed.artifact_type,
+                    parsed.subject.as_ref().map(|s| s.to_string()),
+                    annotations,
+                    t
+                ],
+            )?;
+            for (target, kind) in &parsed.references {
+                tx.execute(
+                    "INSERT OR IGNORE INTO manifest_refs (repo_id, manifest, target, kind) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, digest_s, target.as_str(), kind.as_str()],
+                )?;
+            }
+            for tag in &tags {
+                tx.execute(
+                    "INSERT INTO tags (repo_id, name, digest, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+                    params![id, tag, digest_s, t],
+                )?;
+            }
+            Ok(PutManifest::Stored)
+        })
+        .await
+    }
+
+    async fn manifest_by_digest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRecord>> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        let row = self
+            .read(move |c| {
+                c.query_row(
+                    &format!(
+                        "SELECT {MANIFEST_COLUMNS} FROM repositories r
+                         JOIN manifests m ON m.repo_id = r.id AND m.digest = ?2
+                         JOIN manifest_bodies b ON b.digest = m.digest
+                         WHERE r.name = ?1"
+                    ),
+                    params![repo, digest],
+                    manifest_row,
+                )
+                .optional()
+            })
+            .await?;
+        to_record(row)
+    }
+
+    async fn manifest_by_tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<ManifestRecord>> {
+        let (repo, tag) = (repo.to_string(), tag.to_string());
+        let row = self
+            .read(move |c| {
+                c.query_row(
+                    &format!(
+                        "SELECT {MANIFEST_COLUMNS} FROM repositories r
+                         JOIN tags t ON t.repo_id = r.id AND t.name = ?2
+                         JOIN manifests m ON m.repo_id = r.id AND m.digest = t.digest
+                         JOIN manifest_bodies b ON b.digest = m.digest
+                         WHERE r.name = ?1"
+                    ),
+                    params![repo, tag],
+                    manifest_row,
+                )
+                .optional()
+            })
+            .await?;
+        to_record(row)
+    }
+
+    async fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        let (repo, digest) = (repo.to_string(), digest.to_string());
+        self.write(move |tx| {
+            let Some(id) = repo_id(tx, &repo)? else {
+                return Ok(false);
+            };
+            let n = tx.execute(
+                "DELETE FROM manifests WHERE repo_id = ?1 AND digest = ?2",
+                params![id, digest],
+            )?;
+            if n == 0 {
+                return Ok(false);
+            }
+            tx.execute(
+                "DELETE FROM tags WHERE repo_id = ?1 AND digest = ?2",
+                params![id, digest],
+            )?;
+            tx.execute(
+                "DELETE FROM manifest_refs WHERE repo_id = ?1 AND manifest = ?2",
+                params![id, digest],
+            )?;
+            // Manifest bytes live in this store: drop them with the last
+            // repository that has the manifest, in the same transaction.
+            tx.execute(
+                "DELETE FROM manifest_bodies WHERE digest = ?1
+                 AND NOT EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)",
+                [&digest],
+            )?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool> {
+        let (repo, tag) = (repo.to_string(), tag.to_string());
+        self.write(move |tx| {
+            let n = tx.execute(
+                "DELETE FROM tags WHERE name = ?2
+                 AND repo_id = (SELECT id FROM repositories WHERE name = ?1)",
+                params![repo, tag],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn list_tags(
+        &self,
+        repo: &RepoName,
+        last: Option<&str>,
+        n: usize,
+    ) -> Result<Option<Vec<String>>> {
+        let (repo, last) = (repo.to_string(), last.unwrap_or("").to_owned());
+        self.read(move |c| {
+            let Some(id) = repo_id(c, &repo)? else {
+                return Ok(None);
+            };
+            let mut stmt = c.prepare_cached(
+                "SELECT name FROM tags WHERE repo_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![id, last, n as i64], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>().map(Some)
+        })
+        .await
+    }
+
+    async fn list_repositories(&self, last: Option<&str>, n: usize) -> Result<Vec<String>> {
+        let last = last.unwrap_or("").to_owned();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![last, n as i64], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
+        let (repo, subject, filter) = (
+            repo.to_string(),
+            subject.to_string(),
+            artifact_type.map(str::to_owned),
+        );
+        self.read(move |c| {
+            let Some(id) = repo_id(c, &repo)? else {
+                return Ok(Vec::new());
+            };
+            let mut stmt = c.prepare_cached(
+                "SELECT digest, media_type, size, artifact_type, annotations FROM manifests
+                 WHERE repo_id = ?1 AND subject = ?2 AND (?3 IS NULL OR artifact_type = ?3)
+                 ORDER BY digest",
+            )?;
+            let rows = stmt.query_map(params![id, subject, filter], |r| {
+                let annotations: Option<String> = r.get(4)?;
+                Ok(Referrer {
+                    digest: r.get(0)?,
+                    media_type: r.get(1)?,
+                    size: r.get::<_, i64>(2)? as u64,
+                    artifact_type: r.get(3)?,
+                    annotations: annotations.and_then(|a| serde_json::from_str(&a).ok()),
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,266 @@
+//! Test harness: start and stop `berth`, speak HTTP to it, snapshot its data.
+
+#![allow(dead_code)]
+
+pub mod image;
+
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// A running `berth serve`. Killed when dropped; its data directory is a
+/// temp dir removed with it unless the test passed its own.
+pub struct Berth {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    pub data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Berth {
+    /// Start on a fresh temp data dir.
+    pub fn start() -> Berth {
+        Berth::start_with_args(&[])
+    }
+
+    pub fn start_with_args(args: &[&str]) -> Berth {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut b = Berth::start_in(temp.path(), args);
+        b._temp = Some(temp);
+        b
+    }
+
+    /// Start on `data_dir` (kept after the test).
+    pub fn start_in(data_dir: &Path, args: &[&str]) -> Berth {
+        let mut b = Berth {
+            url: String::new(),
+            addr: String::new(),
+            data_dir: data_dir.to_owned(),
+            _temp: None,
+            child: None,
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            log: Arc::new(Mutex::new(String::new())),
+        };
+        b.spawn("127.0.0.1:0");
+        b
+    }
+
+    fn spawn(&mut self, listen: &str) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("serve")
+            .arg("--listen")
+            .arg(listen)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.extra_args)
+            .env_remove("BERTH_CONFIG")
+            .env("BERTH_LOG_LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn berth");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(pos) = line.find("listening on http://") {
+                    let rest = &line[pos + "listening on http://".len()..];
+                    let addr = rest.split('/').next().unwrap_or("").to_string();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("berth did not start:\n{}", self.log.lock().unwrap());
+            }
+        };
+        self.addr = addr.clone();
+        self.url = format!("http://{addr}");
+        self.child = Some(child);
+    }
+
+    /// Everything berth logged so far.
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// kill -9, no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a graceful exit; returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        unsafe_sigterm(c.id());
+        c.wait().ok()
+    }
+
+    /// Start again on the same data directory and the same port.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill9 first");
+        let addr = self.addr.clone();
+        // The old port is free again; reuse it so client URLs stay valid.
+        self.spawn(&addr);
+    }
+
+    pub fn client(&self) -> reqwest::blocking::Client {
+        client()
+    }
+
+    pub fn v2(&self, path: &str) -> String {
+        format!("{}/v2/{}", self.url, path)
+    }
+
+    pub fn metadata_path(&self) -> PathBuf {
+        self.data_dir.join("metadata.db")
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Every file under `dir` with its size and content hash. SQLite's `-shm`
+/// file is a shared-memory index that readers touch by design; it holds no
+/// data, so only its presence is compared.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, (u64, String)> {
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u64, String)>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
+        let md = e.metadata().unwrap();
+        if md.is_dir() {
+            out.insert(format!("{rel}/"), (0, String::new()));
+            walk(root, &p, out);
+        } else if rel.ends_with("-shm") {
+            out.insert(rel, (0, String::new()));
+        } else {
+            let bytes = std::fs::read(&p).unwrap_or_default();
+            out.insert(rel, (md.len(), sha256(&bytes)));
+        }
+    }
+}
+
+/// Every row of every table in the metadata database, as text, opened
+/// read-only beside the running server.
+pub fn metadata_dump(db: &Path) -> String {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open metadata");
+    let mut tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    tables.sort();
+    let mut out = String::new();
+    for t in tables {
+        out.push_str(&format!("== {t}\n"));
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let cols = stmt.column_count();
+        let mut rows: Vec<String> = stmt
+            .query_map([], |r| {
+                let mut fields = Vec::new();
+                for i in 0..cols {
+                    let v: rusqlite::types::Value = r.get(i)?;
+                    fields.push(format!("{v:?}"));
+                }
+                Ok(fields.join(" | "))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows.sort();
+        for r in rows {
+            out.push_str(&r);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Total bytes of the files under `dir/blobs`.
+pub fn blob_bytes(data_dir: &Path) -> u64 {
+    snapshot(&data_dir.join("blobs"))
+        .values()
+        .map(|(size, _)| size)
+        .sum()
+}
+
+/// Whether an external client program is installed. When it is not, a test
+/// that needs it fails if `BERTH_E2E_REQUIRED=1` (as in CI) and is skipped
+/// with a message otherwise.
+pub fn have_tool(name: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("BERTH_E2E_REQUIRED").as_deref() == Ok("1") {
+            panic!("{name} is required (BERTH_E2E_REQUIRED=1) but not installed");
+        }
+        eprintln!("SKIP: {name} not installed");
+    }
+    found
+}

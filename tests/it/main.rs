@@ -1,0 +1,5 @@
+//! Integration tests: each starts the real `berth` binary on a free port with
+//! a temporary data directory and talks HTTP (or a real client) to it.
+//! One test binary keeps link time down on small machines.
+
+mod common;
