@@ -162,8 +162,7 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<ParsedManifest> 
     };
 
     let mut references = Vec::new();
-    let artifact_type;
-    if is_index(&media_type) {
+    let artifact_type = if is_index(&media_type) {
         if raw.config.is_some() || raw.layers.is_some() {
             return Err(invalid("an index has no config or layers"));
         }
@@ -175,7 +174,7 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<ParsedManifest> 
             let d = check_descriptor(c, &format!("manifests[{i}]"))?;
             references.push((d, RefKind::Child));
         }
-        artifact_type = raw.artifact_type.clone();
+        raw.artifact_type.clone()
     } else {
         if raw.manifests.is_some() {
             return Err(invalid("an image manifest has no manifests field"));
@@ -198,11 +197,10 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<ParsedManifest> 
             };
             references.push((d, kind));
         }
-        artifact_type = raw
-            .artifact_type
+        raw.artifact_type
             .clone()
-            .or_else(|| Some(config.media_type.clone()));
-    }
+            .or_else(|| Some(config.media_type.clone()))
+    };
     let subject = match &raw.subject {
         Some(s) => Some(check_descriptor(s, "subject")?),
         None => None,

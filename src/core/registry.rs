@@ -8,7 +8,9 @@ use super::manifest::{self, ParsedManifest};
 use super::names::{Reference, RepoName, Tag};
 use super::range::ByteRange;
 use super::upload::{self, ByteStream, Sessions};
-use crate::metadata::{ManifestRecord, MetadataStore, PutManifest, Referrer, UploadSession};
+use crate::metadata::{
+    ManifestRecord, MetadataStore, PutManifest, Referrer, StoredBlob, UploadSession,
+};
 use crate::storage::{BlobStore, BoxRead};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -88,6 +90,10 @@ impl Registry {
 
     /// Size of a blob in `repo`; BLOB_UNKNOWN unless `repo` links it.
     pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+        Ok(self.stored_blob(repo, digest).await?.size)
+    }
+
+    async fn stored_blob(&self, repo: &RepoName, digest: &Digest) -> Result<StoredBlob> {
         self.meta
             .blob_in_repo(repo, digest)
             .await?
@@ -103,7 +109,7 @@ impl Registry {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> Result<BlobBody> {
-        let size = self.blob_size(repo, digest).await?;
+        let StoredBlob { size, key } = self.stored_blob(repo, digest).await?;
         let resolved = match range {
             Some(r) => Some(r.resolve(size).ok_or_else(|| {
                 let mut e =
@@ -115,7 +121,7 @@ impl Registry {
         };
         let read = self
             .blobs
-            .read(digest, resolved)
+            .read(&key, resolved)
             .await
             .map_err(|e| Error::internal("reading blob", e))?
             .ok_or_else(|| {
@@ -293,13 +299,23 @@ impl Registry {
                 serde_json::json!({ "expected": digest.to_string(), "actual": actual.to_string() }),
             ));
         }
-        self.blobs
+        let key = self
+            .blobs
             .commit(id, digest)
             .await
             .map_err(|e| Error::internal("storing blob", e))?;
-        self.meta
-            .commit_blob(repo, digest, size, session.then_some(id))
-            .await
+        let stored = self
+            .meta
+            .commit_blob(repo, digest, size, &key, session.then_some(id))
+            .await;
+        // Our copy is not needed when the digest was stored already (one
+        // copy), nor when the metadata did not take it.
+        if !matches!(stored, Ok(true)) {
+            if let Err(e) = self.blobs.delete(&key).await {
+                tracing::warn!(key = key.as_str(), error = %e, "could not remove duplicate blob copy");
+            }
+        }
+        stored.map(|_| ())
     }
 
     /// Cancel a session and drop its bytes.

@@ -12,7 +12,15 @@ use crate::core::digest::Digest;
 use crate::core::error::Result;
 use crate::core::manifest::ParsedManifest;
 use crate::core::names::{RepoName, Tag};
+use crate::storage::BlobKey;
 use async_trait::async_trait;
+
+/// A stored blob: its size and where its bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub size: u64,
+    pub key: BlobKey,
+}
 
 /// An upload session as the metadata knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,17 +63,20 @@ pub enum PutManifest {
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
     /// Size of a blob if `repo` links it (invariant 2: only links count).
-    async fn blob_in_repo(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>>;
+    async fn blob_in_repo(&self, repo: &RepoName, digest: &Digest) -> Result<Option<StoredBlob>>;
 
-    /// Record durable blob bytes and link them into `repo`, creating the
-    /// repository if needed, and end the upload session `upload` if given.
+    /// Record durable blob bytes stored at `key` and link them into `repo`,
+    /// creating the repository if needed, and end the upload session
+    /// `upload` if given. When the digest is recorded already, the existing
+    /// copy is linked and `false` returned: the caller deletes `key`.
     async fn commit_blob(
         &self,
         repo: &RepoName,
         digest: &Digest,
         size: u64,
+        key: &BlobKey,
         upload: Option<&str>,
-    ) -> Result<()>;
+    ) -> Result<bool>;
 
     /// Link a blob into `repo` from `from`, or, without `from`, from any
     /// repository that links it. Returns its size, or `None` (nothing

@@ -5,10 +5,12 @@ CREATE TABLE IF NOT EXISTS repositories (
     created_at  INTEGER NOT NULL
 );
 
--- Every blob whose bytes are stored, once, whatever links it.
+-- Every blob whose bytes are stored, once, whatever links it. `key` names
+-- the one stored copy (see storage::BlobKey).
 CREATE TABLE IF NOT EXISTS blobs (
     digest      TEXT PRIMARY KEY,
     size        INTEGER NOT NULL,
+    key         TEXT NOT NULL,
     created_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
 

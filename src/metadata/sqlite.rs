@@ -8,11 +8,12 @@
 //! write metadata even by mistake (invariant 1), and WAL lets them run while a
 //! write commits.
 
-use super::{ManifestRecord, MetadataStore, PutManifest, Referrer, UploadSession};
+use super::{ManifestRecord, MetadataStore, PutManifest, Referrer, StoredBlob, UploadSession};
 use crate::core::digest::Digest;
 use crate::core::error::{Error, Result};
 use crate::core::manifest::{ParsedManifest, RefKind};
 use crate::core::names::{RepoName, Tag};
+use crate::storage::BlobKey;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
@@ -174,21 +175,30 @@ fn to_record(row: Option<(String, String, Vec<u8>)>) -> Result<Option<ManifestRe
 
 #[async_trait]
 impl MetadataStore for SqliteMetadata {
-    async fn blob_in_repo(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
+    async fn blob_in_repo(&self, repo: &RepoName, digest: &Digest) -> Result<Option<StoredBlob>> {
         let (repo, digest) = (repo.to_string(), digest.to_string());
-        self.read(move |c| {
-            c.query_row(
-                "SELECT b.size FROM repositories r
-                 JOIN repo_blobs l ON l.repo_id = r.id AND l.digest = ?2
-                 JOIN blobs b ON b.digest = l.digest
-                 WHERE r.name = ?1",
-                params![repo, digest],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()
+        let row = self
+            .read(move |c| {
+                c.query_row(
+                    "SELECT b.size, b.key FROM repositories r
+                     JOIN repo_blobs l ON l.repo_id = r.id AND l.digest = ?2
+                     JOIN blobs b ON b.digest = l.digest
+                     WHERE r.name = ?1",
+                    params![repo, digest],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+                )
+                .optional()
+            })
+            .await?;
+        row.map(|(size, key)| {
+            Ok(StoredBlob {
+                size: size as u64,
+                key: BlobKey::parse(&key).ok_or_else(|| {
+                    Error::internal("stored blob key", format!("bad key {key:?}"))
+                })?,
+            })
         })
-        .await
-        .map(|o| o.map(|s| s as u64))
+        .transpose()
     }
 
     async fn commit_blob(
@@ -196,24 +206,26 @@ impl MetadataStore for SqliteMetadata {
         repo: &RepoName,
         digest: &Digest,
         size: u64,
+        key: &BlobKey,
         upload: Option<&str>,
-    ) -> Result<()> {
-        let (repo, digest, upload) = (
+    ) -> Result<bool> {
+        let (repo, digest, key, upload) = (
             repo.to_string(),
             digest.to_string(),
+            key.as_str().to_owned(),
             upload.map(str::to_owned),
         );
         self.write(move |tx| {
             let id = ensure_repo(tx, &repo)?;
-            tx.execute(
-                "INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?1, ?2, ?3)",
-                params![digest, size as i64, now()],
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO blobs (digest, size, key, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![digest, size as i64, key, now()],
             )?;
             link(tx, id, &digest)?;
             if let Some(u) = upload {
                 tx.execute("DELETE FROM uploads WHERE id = ?1", [u])?;
             }
-            Ok(())
+            Ok(inserted > 0)
         })
         .await
     }

@@ -1,9 +1,9 @@
-//! The local filesystem blob store: `blobs/<alg>/<first two hex>/<hex>` for
-//! content, `uploads/<id>` for staging. Content files are written only by
+//! The local filesystem blob store: `blobs/<alg>/<first two hex>/<hex>.<suffix>`
+//! for content, `uploads/<id>` for staging. Content files are written only by
 //! renaming a fully written, fsynced staging file into place, so a reader never
 //! sees a partial blob and a crash never leaves one under a digest's name.
 
-use super::{BlobRead, BlobStore, BoxRead, StagingWriter};
+use super::{BlobKey, BlobRead, BlobStore, BoxRead, StagingWriter};
 use crate::core::digest::Digest;
 use async_trait::async_trait;
 use std::io::{self, SeekFrom};
@@ -29,15 +29,18 @@ impl FsBlobStore {
         })
     }
 
-    /// Path of a digest's content. Digests are validated (lowercase hex of a
-    /// fixed length), so the path cannot leave `blobs/`.
-    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        let hex = digest.hex();
+    /// Path of a key's content. Keys are validated (see [`BlobKey::parse`]),
+    /// so the path cannot leave `blobs/`.
+    pub fn blob_path(&self, key: &BlobKey) -> PathBuf {
+        let mut parts = key.as_str().splitn(3, '/');
+        let alg = parts.next().unwrap_or_default();
+        let hex = parts.next().unwrap_or_default();
+        let suffix = parts.next().unwrap_or_default();
         self.root
             .join("blobs")
-            .join(digest.algorithm().name())
-            .join(&hex[..2])
-            .join(hex)
+            .join(alg)
+            .join(hex.get(..2).unwrap_or_default())
+            .join(format!("{hex}.{suffix}"))
     }
 
     fn staging_path(&self, upload: &str) -> io::Result<PathBuf> {
@@ -123,13 +126,10 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    async fn commit(&self, upload: &str, digest: &Digest) -> io::Result<()> {
+    async fn commit(&self, upload: &str, digest: &Digest) -> io::Result<BlobKey> {
         let staging = self.staging_path(upload)?;
-        let target = self.blob_path(digest);
-        if fs::try_exists(&target).await? {
-            // One copy per digest: the stored bytes hash to the same digest.
-            return self.remove_staging(upload).await;
-        }
+        let key = BlobKey::new(digest, upload);
+        let target = self.blob_path(&key);
         if !fs::try_exists(&staging).await? {
             // An empty upload that never wrote a byte.
             File::create(&staging).await?.sync_all().await?;
@@ -138,18 +138,13 @@ impl BlobStore for FsBlobStore {
             .parent()
             .ok_or_else(|| io::Error::other("blob path has no parent"))?;
         fs::create_dir_all(parent).await?;
-        // Two uploads of the same digest may both get here; both renames
-        // publish identical bytes, and the second replaces the first atomically.
         fs::rename(&staging, &target).await?;
-        sync_dir(parent).await
+        sync_dir(parent).await?;
+        Ok(key)
     }
 
-    async fn read(
-        &self,
-        digest: &Digest,
-        range: Option<(u64, u64)>,
-    ) -> io::Result<Option<BlobRead>> {
-        let mut file = match File::open(self.blob_path(digest)).await {
+    async fn read(&self, key: &BlobKey, range: Option<(u64, u64)>) -> io::Result<Option<BlobRead>> {
+        let mut file = match File::open(self.blob_path(key)).await {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
@@ -165,8 +160,8 @@ impl BlobStore for FsBlobStore {
         Ok(Some(BlobRead { stored_len, reader }))
     }
 
-    async fn delete(&self, digest: &Digest) -> io::Result<()> {
-        match fs::remove_file(self.blob_path(digest)).await {
+    async fn delete(&self, key: &BlobKey) -> io::Result<()> {
+        match fs::remove_file(self.blob_path(key)).await {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
@@ -178,31 +173,45 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn stage_commit_read_and_dedupe() {
+    async fn stage_commit_read_delete() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).unwrap();
         let digest = Digest::sha256_of(b"hello world");
+        let mut keys = Vec::new();
         for id in ["u1", "u2"] {
             let mut w = store.staging_writer(id, 0).await.unwrap();
             w.write(b"hello ").await.unwrap();
             w.write(b"world").await.unwrap();
             w.finish().await.unwrap();
-            store.commit(id, &digest).await.unwrap();
+            keys.push(store.commit(id, &digest).await.unwrap());
         }
-        // Both staging files are gone and one blob file remains.
+        // Each commit has its own key; staging is gone.
+        assert_ne!(keys[0], keys[1]);
         assert_eq!(
             std::fs::read_dir(dir.path().join("uploads"))
                 .unwrap()
                 .count(),
             0
         );
-        let mut r = store.read(&digest, Some((6, 5))).await.unwrap().unwrap();
+        let mut r = store.read(&keys[0], Some((6, 5))).await.unwrap().unwrap();
         assert_eq!(r.stored_len, 11);
         let mut s = String::new();
         r.reader.read_to_string(&mut s).await.unwrap();
         assert_eq!(s, "world");
-        store.delete(&digest).await.unwrap();
-        assert!(store.read(&digest, None).await.unwrap().is_none());
+        // Deleting one copy leaves the other.
+        store.delete(&keys[0]).await.unwrap();
+        assert!(store.read(&keys[0], None).await.unwrap().is_none());
+        assert!(store.read(&keys[1], None).await.unwrap().is_some());
+    }
+
+    #[test]
+    fn keys_are_validated() {
+        let d = Digest::sha256_of(b"x");
+        let k = BlobKey::new(&d, "abc-123");
+        assert_eq!(BlobKey::parse(k.as_str()), Some(k));
+        assert!(BlobKey::parse("sha256/../x").is_none());
+        assert!(BlobKey::parse(&format!("sha256/{}/../../x", d.hex())).is_none());
+        assert!(BlobKey::parse(&format!("md5/{}/a", d.hex())).is_none());
     }
 
     #[tokio::test]

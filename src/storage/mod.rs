@@ -2,8 +2,15 @@
 //! for uploads in progress.
 //!
 //! The trait is shaped for object stores as well as filesystems: staging is
-//! append-only, a commit publishes a whole object under its digest, and no
-//! operation relies on hard links or on locks held by this process.
+//! append-only, a commit publishes a whole object, and no operation relies on
+//! hard links or on locks held by this process.
+//!
+//! Each commit publishes its bytes under a new *key* (the digest plus a
+//! unique suffix) that the metadata records. Deleting a key therefore never
+//! removes bytes that a concurrent writer has just published for the same
+//! digest: the collector deletes only the key whose metadata row it removed,
+//! and a writer that finds the digest already recorded deletes its own
+//! duplicate key. That is what lets garbage collection run online.
 
 pub mod fs;
 
@@ -13,6 +20,44 @@ use std::io;
 use tokio::io::AsyncRead;
 
 pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+
+/// Where one published copy of a blob lives: `<alg>/<hex>/<suffix>`, with
+/// only lowercase hex, alphanumerics and separators, so it is safe as a path
+/// and as an object key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BlobKey(String);
+
+impl BlobKey {
+    /// The key for a new copy of `digest`, unique by `suffix` (an upload id).
+    pub fn new(digest: &Digest, suffix: &str) -> BlobKey {
+        BlobKey(format!(
+            "{}/{}/{}",
+            digest.algorithm().name(),
+            digest.hex(),
+            suffix
+        ))
+    }
+
+    /// A key read back from metadata; refuses anything we would not make.
+    pub fn parse(s: &str) -> Option<BlobKey> {
+        let mut parts = s.split('/');
+        let (alg, hex, suffix) = (parts.next()?, parts.next()?, parts.next()?);
+        let ok = parts.next().is_none()
+            && (alg == "sha256" || alg == "sha512")
+            && hex.len() >= 64
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+            && !suffix.is_empty()
+            && suffix.len() <= 64
+            && suffix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        ok.then(|| BlobKey(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// An open read of a stored blob, positioned at the start of the requested
 /// range and limited to its end.
@@ -43,19 +88,14 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Discard an upload's staged bytes; absent staging is not an error.
     async fn remove_staging(&self, upload: &str) -> io::Result<()>;
 
-    /// Publish an upload's (durable) staged bytes as the content of `digest`.
-    /// When the digest is stored already the staged copy is dropped, so each
-    /// digest has exactly one copy. Returns once the blob is durable.
-    async fn commit(&self, upload: &str, digest: &Digest) -> io::Result<()>;
+    /// Publish an upload's (durable) staged bytes as content of `digest`
+    /// under a new key, returned once the object is durable.
+    async fn commit(&self, upload: &str, digest: &Digest) -> io::Result<BlobKey>;
 
-    /// Open a stored blob for reading `start..start+len` (the whole blob when
-    /// `range` is `None`). `None` when the blob has no bytes stored.
-    async fn read(
-        &self,
-        digest: &Digest,
-        range: Option<(u64, u64)>,
-    ) -> io::Result<Option<BlobRead>>;
+    /// Open a stored object for reading `start..start+len` (the whole object
+    /// when `range` is `None`). `None` when no bytes are stored at `key`.
+    async fn read(&self, key: &BlobKey, range: Option<(u64, u64)>) -> io::Result<Option<BlobRead>>;
 
-    /// Delete a stored blob's bytes; absent bytes are not an error.
-    async fn delete(&self, digest: &Digest) -> io::Result<()>;
+    /// Delete a stored object; absent bytes are not an error.
+    async fn delete(&self, key: &BlobKey) -> io::Result<()>;
 }
