@@ -1,9 +1,11 @@
 //! Configuration: defaults, then the TOML file, then environment variables
 //! and flags (which clap merges), each overriding the one before.
 
+use crate::core::gc::GcPolicy;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -14,6 +16,62 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub log: LogConfig,
     pub limits: LimitsConfig,
+    pub gc: GcConfig,
+}
+
+/// Garbage collection policy; see `berth.example.toml` for each key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcConfig {
+    pub enabled: bool,
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    #[serde(with = "humantime_serde")]
+    pub delay: Duration,
+    /// Absent: untagged manifests are kept.
+    #[serde(with = "humantime_serde::option")]
+    pub untagged_after: Option<Duration>,
+    pub referrers_follow_subject: bool,
+    #[serde(with = "humantime_serde")]
+    pub upload_expiry: Duration,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    pub batch_size: usize,
+}
+
+impl Default for GcConfig {
+    fn default() -> GcConfig {
+        let p = GcPolicy::default();
+        GcConfig {
+            enabled: p.enabled,
+            grace: p.grace,
+            delay: p.delay,
+            untagged_after: p.untagged_after,
+            referrers_follow_subject: p.referrers_follow_subject,
+            upload_expiry: p.upload_expiry,
+            interval: p.interval,
+            sweep_interval: p.sweep_interval,
+            batch_size: p.batch_size,
+        }
+    }
+}
+
+impl GcConfig {
+    pub fn policy(&self) -> GcPolicy {
+        GcPolicy {
+            enabled: self.enabled,
+            grace: self.grace,
+            delay: self.delay,
+            untagged_after: self.untagged_after,
+            referrers_follow_subject: self.referrers_follow_subject,
+            upload_expiry: self.upload_expiry,
+            interval: self.interval,
+            sweep_interval: self.sweep_interval,
+            batch_size: self.batch_size.max(1),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,6 +106,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./berth-data"),
             log: LogConfig::default(),
             limits: LimitsConfig::default(),
+            gc: GcConfig::default(),
         }
     }
 }
@@ -103,6 +162,12 @@ mod tests {
         let c: Config = toml::from_str(text).unwrap();
         assert_eq!(c.listen.port(), 5000);
         assert_eq!(c.limits.max_manifest_bytes, 4 << 20);
+        let defaults = GcPolicy::default();
+        let p = c.gc.policy();
+        assert_eq!(p.grace, defaults.grace);
+        assert_eq!(p.interval, defaults.interval);
+        assert_eq!(p.upload_expiry, defaults.upload_expiry);
+        assert_eq!(p.untagged_after, None);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The `berth` command.
 
+mod bench;
+
 use berth::config::{Config, LogFormat};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -19,6 +21,14 @@ struct Cli {
 enum Command {
     /// Run the registry server.
     Serve(ServeArgs),
+    /// Collect garbage now (the server also does this online).
+    Gc(GcArgs),
+    /// Re-hash every blob and manifest and check metadata and storage agree.
+    Scrub(ScrubArgs),
+    /// Show space use per repository, savings from dedupe, reclaimable bytes.
+    Du(DuArgs),
+    /// Load-test an OCI registry (berth or any other) and report throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 /// Settings shared by every command that opens the data directory.
@@ -45,6 +55,67 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:5000]; port 0 picks a free port.
     #[arg(long, env = "BERTH_LISTEN", value_name = "ADDR:PORT")]
     listen: Option<SocketAddr>,
+    /// How long uploaded or mounted blobs stay without a manifest naming
+    /// them [default: 1h].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    gc_grace: Option<std::time::Duration>,
+    /// How often the online collector runs [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    gc_interval: Option<std::time::Duration>,
+    /// Review delay after a reference is removed [default: 0s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    gc_delay: Option<std::time::Duration>,
+}
+
+#[derive(Args)]
+struct GcArgs {
+    #[command(flatten)]
+    common: Common,
+    /// List what a collection would free, with sizes, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ScrubArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Remove orphan files older than the grace period and mark corrupt
+    /// blobs so reads fail closed until they are pushed again.
+    #[arg(long)]
+    repair: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct DuArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Run a maintenance command on a small runtime, logging warnings only.
+fn maintenance<T>(
+    common: &Common,
+    f: impl AsyncFnOnce(Config) -> Result<T, String>,
+) -> Result<T, String> {
+    let mut config = common.resolve()?;
+    if common.log_level.is_none() {
+        config.log.level = "warn".into();
+    }
+    init_logging(&config);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting runtime: {e}"))?
+        .block_on(f(config))
 }
 
 impl Common {
@@ -87,6 +158,15 @@ fn main() -> ExitCode {
             if let Some(l) = args.listen {
                 config.listen = l;
             }
+            if let Some(d) = args.gc_grace {
+                config.gc.grace = d;
+            }
+            if let Some(d) = args.gc_interval {
+                config.gc.interval = d;
+            }
+            if let Some(d) = args.gc_delay {
+                config.gc.delay = d;
+            }
             init_logging(&config);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -94,6 +174,20 @@ fn main() -> ExitCode {
                 .map_err(|e| format!("starting runtime: {e}"))?;
             runtime.block_on(berth::server::serve(config))
         }),
+        Command::Bench(args) => bench::run(args),
+        Command::Gc(a) => maintenance(&a.common, async |c| {
+            berth::cli::gc(&c, a.dry_run, a.json).await
+        }),
+        Command::Du(a) => maintenance(&a.common, async |c| berth::cli::du(&c, a.json).await),
+        Command::Scrub(a) => {
+            match maintenance(&a.common, async |c| {
+                berth::cli::scrub(&c, a.repair, a.json).await
+            }) {
+                // Exit status 1 when problems were found, for scripts and CI.
+                Ok(false) => return ExitCode::from(1),
+                other => other.map(|_| ()),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

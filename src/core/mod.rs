@@ -4,10 +4,13 @@
 
 pub mod digest;
 pub mod error;
+pub mod gc;
 pub mod manifest;
+pub mod metrics;
 pub mod names;
 pub mod range;
 pub mod registry;
+pub mod scrub;
 mod upload;
 
 pub use registry::Registry;

@@ -9,7 +9,7 @@ use super::names::{Reference, RepoName, Tag};
 use super::range::ByteRange;
 use super::upload::{self, ByteStream, Sessions};
 use crate::metadata::{
-    ManifestRecord, MetadataStore, PutManifest, Referrer, StoredBlob, UploadSession,
+    CommitBlob, ManifestRecord, MetadataStore, PutManifest, Referrer, StoredBlob, UploadSession,
 };
 use crate::storage::{BlobStore, BoxRead};
 use bytes::Bytes;
@@ -86,6 +86,11 @@ impl Registry {
         &self.limits
     }
 
+    /// Items in the collector's review queue: (all, due now).
+    pub async fn gc_queue_depth(&self) -> Result<(u64, u64)> {
+        self.meta.gc_queue_depth(super::gc::now_ms()).await
+    }
+
     // ---- blobs -------------------------------------------------------
 
     /// Size of a blob in `repo`; BLOB_UNKNOWN unless `repo` links it.
@@ -93,11 +98,21 @@ impl Registry {
         Ok(self.stored_blob(repo, digest).await?.size)
     }
 
+    /// The blob as stored for `repo`. Fails closed on a copy that scrub
+    /// found corrupt: no read serves bytes that do not match the digest.
     async fn stored_blob(&self, repo: &RepoName, digest: &Digest) -> Result<StoredBlob> {
-        self.meta
+        let blob = self
+            .meta
             .blob_in_repo(repo, digest)
             .await?
-            .ok_or_else(|| Error::blob_unknown(digest))
+            .ok_or_else(|| Error::blob_unknown(digest))?;
+        if blob.corrupt {
+            return Err(Error::internal(
+                "reading blob",
+                format!("{digest} failed an integrity check; push it again to repair"),
+            ));
+        }
+        Ok(blob)
     }
 
     /// Open a blob in `repo` for reading, whole or a range of it. Fails
@@ -109,7 +124,7 @@ impl Registry {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> Result<BlobBody> {
-        let StoredBlob { size, key } = self.stored_blob(repo, digest).await?;
+        let StoredBlob { size, key, .. } = self.stored_blob(repo, digest).await?;
         let resolved = match range {
             Some(r) => Some(r.resolve(size).ok_or_else(|| {
                 let mut e =
@@ -308,11 +323,16 @@ impl Registry {
             .meta
             .commit_blob(repo, digest, size, &key, session.then_some(id))
             .await;
-        // Our copy is not needed when the digest was stored already (one
-        // copy), nor when the metadata did not take it.
-        if !matches!(stored, Ok(true)) {
-            if let Err(e) = self.blobs.delete(&key).await {
-                tracing::warn!(key = key.as_str(), error = %e, "could not remove duplicate blob copy");
+        // One copy: drop ours when the digest was stored already (or the
+        // metadata did not take it), or the corrupt copy ours replaced.
+        let unneeded = match &stored {
+            Ok(CommitBlob::Stored) => None,
+            Ok(CommitBlob::Replaced(old)) => Some(old.clone()),
+            Ok(CommitBlob::Duplicate) | Err(_) => Some(key),
+        };
+        if let Some(k) = unneeded {
+            if let Err(e) = self.blobs.delete(&k).await {
+                tracing::warn!(key = k.as_str(), error = %e, "could not remove unneeded blob copy");
             }
         }
         stored.map(|_| ())

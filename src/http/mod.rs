@@ -12,6 +12,7 @@ mod uploads;
 
 use crate::core::digest::Digest;
 use crate::core::error::Code;
+use crate::core::metrics::GcMetrics;
 use crate::core::names::RepoName;
 use crate::core::Registry;
 use axum::body::Body;
@@ -28,6 +29,7 @@ pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 /// What every handler gets.
 pub struct Ctx {
     pub registry: Arc<Registry>,
+    pub gc_metrics: Arc<GcMetrics>,
 }
 
 /// A request's parts, after routing.
@@ -53,8 +55,11 @@ impl Req {
 
 /// Build the application: one handler for all of `/v2/`, wrapped in the
 /// request log and the API version header.
-pub fn app(registry: Arc<Registry>) -> Router {
-    let ctx = Arc::new(Ctx { registry });
+pub fn app(registry: Arc<Registry>, gc_metrics: Arc<GcMetrics>) -> Router {
+    let ctx = Arc::new(Ctx {
+        registry,
+        gc_metrics,
+    });
     Router::new()
         .fallback(dispatch)
         .with_state(ctx)
@@ -63,6 +68,9 @@ pub fn app(registry: Arc<Registry>) -> Router {
 
 async fn dispatch(State(ctx): State<Arc<Ctx>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    if parts.uri.path() == "/metrics" && parts.method == Method::GET {
+        return metrics(&ctx).await;
+    }
     let route = routes::parse(parts.uri.path());
     let query = parts
         .uri
@@ -120,6 +128,19 @@ async fn handle(ctx: &Ctx, route: Route<'_>, req: Req, body: Body) -> ApiResult 
         }
         (Route::Upload { name, id }, &M::DELETE) => uploads::cancel(ctx, &repo(name)?, id).await,
         (route, _) => Ok(method_not_allowed(&route)),
+    }
+}
+
+/// Prometheus text exposition of the collector's counters.
+async fn metrics(ctx: &Ctx) -> Response {
+    match ctx.registry.gc_queue_depth().await {
+        Ok((depth, due)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            ctx.gc_metrics.render(depth, due),
+        )
+            .into_response(),
+        Err(e) => ApiError(e).into_response(),
     }
 }
 

@@ -7,9 +7,11 @@
 //! PostgreSQL implementation can give the same guarantees.
 
 pub mod sqlite;
+mod sqlite_gc;
 
 use crate::core::digest::Digest;
 use crate::core::error::Result;
+use crate::core::gc::GcBatch;
 use crate::core::manifest::ParsedManifest;
 use crate::core::names::{RepoName, Tag};
 use crate::storage::BlobKey;
@@ -20,6 +22,50 @@ use async_trait::async_trait;
 pub struct StoredBlob {
     pub size: u64,
     pub key: BlobKey,
+    /// Marked by `berth scrub --repair`: the bytes do not match the digest.
+    pub corrupt: bool,
+}
+
+/// What recording a committed copy of a blob did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitBlob {
+    /// The copy is now the blob.
+    Stored,
+    /// The blob was stored already; the new copy is not needed.
+    Duplicate,
+    /// The new copy replaced a corrupt one, whose key is given.
+    Replaced(BlobKey),
+}
+
+/// A blob as scrub and du see it.
+#[derive(Debug, Clone)]
+pub struct BlobRow {
+    pub digest: String,
+    pub size: u64,
+    pub key: String,
+    pub corrupt: bool,
+}
+
+/// Space use per repository, for `berth du`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Usage {
+    /// Bytes of stored blobs (each once).
+    pub stored_bytes: u64,
+    pub stored_blobs: u64,
+    /// Bytes of stored manifests (each once).
+    pub manifest_bytes: u64,
+    /// What the repositories would take if each kept its own copies.
+    pub undeduplicated_bytes: u64,
+    pub repositories: Vec<RepoUsage>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RepoUsage {
+    pub name: String,
+    pub blobs: u64,
+    pub bytes: u64,
+    pub manifests: u64,
+    pub tags: u64,
 }
 
 /// An upload session as the metadata knows it.
@@ -76,7 +122,7 @@ pub trait MetadataStore: Send + Sync + 'static {
         size: u64,
         key: &BlobKey,
         upload: Option<&str>,
-    ) -> Result<bool>;
+    ) -> Result<CommitBlob>;
 
     /// Link a blob into `repo` from `from`, or, without `from`, from any
     /// repository that links it. Returns its size, or `None` (nothing
@@ -140,4 +186,29 @@ pub trait MetadataStore: Send + Sync + 'static {
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Referrer>>;
+
+    // ---- garbage collection and maintenance ----
+
+    /// Review up to `limit` items due at `now_ms` in one transaction (the
+    /// rules are in `core::gc`); the caller deletes the bytes it returns.
+    async fn gc_review_batch(&self, now_ms: i64, limit: usize) -> Result<GcBatch>;
+    /// Items in the review queue: (all, due at `now_ms`).
+    async fn gc_queue_depth(&self, now_ms: i64) -> Result<(u64, u64)>;
+    /// Whether `key` is the recorded copy of its blob.
+    async fn blob_key_recorded(&self, key: &BlobKey) -> Result<bool>;
+    /// Blobs a full collection at `now_ms` would free: no manifest names
+    /// them and no link within its grace period holds them.
+    async fn reclaimable(&self, now_ms: i64) -> Result<Vec<(String, u64)>>;
+    /// Space use, overall and per repository.
+    async fn usage(&self) -> Result<Usage>;
+    /// Up to `limit` blobs after digest `after`, in digest order.
+    async fn blobs_after(&self, after: &str, limit: usize) -> Result<Vec<BlobRow>>;
+    /// Up to `limit` manifest bodies after digest `after`, in digest order.
+    async fn manifest_bodies_after(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, bytes::Bytes)>>;
+    /// Mark a blob corrupt so reads fail closed until it is uploaded again.
+    async fn mark_corrupt(&self, digest: &str) -> Result<()>;
 }

@@ -1,4 +1,4 @@
--- berth metadata schema, version 1. Plain SQL that carries over to PostgreSQL.
+-- berth metadata schema, version 1. Times are milliseconds since the epoch. Plain SQL that carries over to PostgreSQL.
 CREATE TABLE IF NOT EXISTS repositories (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -11,6 +11,9 @@ CREATE TABLE IF NOT EXISTS blobs (
     digest      TEXT PRIMARY KEY,
     size        INTEGER NOT NULL,
     key         TEXT NOT NULL,
+    -- Set by `berth scrub --repair` when the bytes do not hash to the
+    -- digest: reads fail closed until a new upload replaces the copy.
+    corrupt     INTEGER NOT NULL DEFAULT 0,
     created_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
 
@@ -68,3 +71,14 @@ CREATE TABLE IF NOT EXISTS uploads (
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- The garbage collector's review queue (see core::gc). `kind` is link,
+-- blob, manifest or upload; `repo_id` is 0 for global targets.
+CREATE TABLE IF NOT EXISTS gc_queue (
+    kind         TEXT NOT NULL,
+    repo_id      INTEGER NOT NULL,
+    target       TEXT NOT NULL,
+    review_after INTEGER NOT NULL,
+    PRIMARY KEY (kind, repo_id, target)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS gc_queue_due ON gc_queue (review_after);

@@ -8,9 +8,14 @@
 //! write metadata even by mistake (invariant 1), and WAL lets them run while a
 //! write commits.
 
-use super::{ManifestRecord, MetadataStore, PutManifest, Referrer, StoredBlob, UploadSession};
+use super::sqlite_gc as gc;
+use super::{
+    BlobRow, CommitBlob, ManifestRecord, MetadataStore, PutManifest, Referrer, RepoUsage,
+    StoredBlob, UploadSession, Usage,
+};
 use crate::core::digest::Digest;
 use crate::core::error::{Error, Result};
+use crate::core::gc::{GcBatch, GcPolicy};
 use crate::core::manifest::{ParsedManifest, RefKind};
 use crate::core::names::{RepoName, Tag};
 use crate::storage::BlobKey;
@@ -18,7 +23,6 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 const SCHEMA: &str = include_str!("schema.sql");
 const SCHEMA_VERSION: i64 = 1;
@@ -29,22 +33,19 @@ pub struct SqliteMetadata {
     path: PathBuf,
     writer: Arc<Mutex<Connection>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    policy: Arc<GcPolicy>,
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::core::gc::now_ms as now;
 
 fn db_err(e: rusqlite::Error) -> Error {
     Error::internal("metadata store", e)
 }
 
 impl SqliteMetadata {
-    /// Open (creating if needed) the database at `path`.
-    pub fn open(path: &Path) -> Result<SqliteMetadata> {
+    /// Open (creating if needed) the database at `path`. `policy` sets when
+    /// removed references are reviewed by the collector.
+    pub fn open(path: &Path, policy: GcPolicy) -> Result<SqliteMetadata> {
         let conn = Connection::open(path).map_err(db_err)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -68,6 +69,7 @@ impl SqliteMetadata {
             path: path.to_owned(),
             writer: Arc::new(Mutex::new(conn)),
             readers: Arc::new(Mutex::new(Vec::new())),
+            policy: Arc::new(policy),
         })
     }
 
@@ -146,12 +148,27 @@ fn ensure_repo(tx: &Transaction, repo: &str) -> rusqlite::Result<i64> {
     Ok(tx.last_insert_rowid())
 }
 
-fn link(tx: &Transaction, repo_id: i64, digest: &str) -> rusqlite::Result<()> {
+/// Link a blob into a repository (or renew the link's grace period), and
+/// queue the link for review when its grace period ends. A pending review of
+/// the blob itself is dropped: it is referenced again.
+fn link(tx: &Transaction, repo_id: i64, digest: &str, policy: &GcPolicy) -> rusqlite::Result<()> {
+    let t = now();
     tx.execute(
-        "INSERT OR IGNORE INTO repo_blobs (repo_id, digest, created_at) VALUES (?1, ?2, ?3)",
-        params![repo_id, digest, now()],
+        "INSERT INTO repo_blobs (repo_id, digest, created_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (repo_id, digest) DO UPDATE SET created_at = excluded.created_at",
+        params![repo_id, digest, t],
     )?;
-    Ok(())
+    tx.execute(
+        "DELETE FROM gc_queue WHERE kind = ?1 AND repo_id = 0 AND target = ?2",
+        params![gc::BLOB, digest],
+    )?;
+    gc::enqueue(
+        tx,
+        gc::LINK,
+        repo_id,
+        digest,
+        t + policy.grace.as_millis() as i64,
+    )
 }
 
 const MANIFEST_COLUMNS: &str = "m.digest, m.media_type, b.body";
@@ -180,19 +197,26 @@ impl MetadataStore for SqliteMetadata {
         let row = self
             .read(move |c| {
                 c.query_row(
-                    "SELECT b.size, b.key FROM repositories r
+                    "SELECT b.size, b.key, b.corrupt FROM repositories r
                      JOIN repo_blobs l ON l.repo_id = r.id AND l.digest = ?2
                      JOIN blobs b ON b.digest = l.digest
                      WHERE r.name = ?1",
                     params![repo, digest],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, bool>(2)?,
+                        ))
+                    },
                 )
                 .optional()
             })
             .await?;
-        row.map(|(size, key)| {
+        row.map(|(size, key, corrupt)| {
             Ok(StoredBlob {
                 size: size as u64,
+                corrupt,
                 key: BlobKey::parse(&key).ok_or_else(|| {
                     Error::internal("stored blob key", format!("bad key {key:?}"))
                 })?,
@@ -208,24 +232,50 @@ impl MetadataStore for SqliteMetadata {
         size: u64,
         key: &BlobKey,
         upload: Option<&str>,
-    ) -> Result<bool> {
+    ) -> Result<CommitBlob> {
         let (repo, digest, key, upload) = (
             repo.to_string(),
             digest.to_string(),
             key.as_str().to_owned(),
             upload.map(str::to_owned),
         );
+        let policy = self.policy.clone();
         self.write(move |tx| {
             let id = ensure_repo(tx, &repo)?;
-            let inserted = tx.execute(
-                "INSERT OR IGNORE INTO blobs (digest, size, key, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![digest, size as i64, key, now()],
-            )?;
-            link(tx, id, &digest)?;
+            let existing: Option<(String, bool)> = tx
+                .query_row(
+                    "SELECT key, corrupt FROM blobs WHERE digest = ?1",
+                    [&digest],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let outcome = match existing {
+                None => {
+                    tx.execute(
+                        "INSERT INTO blobs (digest, size, key, created_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![digest, size as i64, key, now()],
+                    )?;
+                    CommitBlob::Stored
+                }
+                // A copy found corrupt by scrub is replaced by these bytes,
+                // which were just verified against the digest.
+                Some((old, true)) => {
+                    tx.execute(
+                        "UPDATE blobs SET key = ?2, size = ?3, corrupt = 0 WHERE digest = ?1",
+                        params![digest, key, size as i64],
+                    )?;
+                    match BlobKey::parse(&old) {
+                        Some(old) => CommitBlob::Replaced(old),
+                        None => CommitBlob::Stored,
+                    }
+                }
+                Some((_, false)) => CommitBlob::Duplicate,
+            };
+            link(tx, id, &digest, &policy)?;
             if let Some(u) = upload {
                 tx.execute("DELETE FROM uploads WHERE id = ?1", [u])?;
             }
-            Ok(inserted > 0)
+            Ok(outcome)
         })
         .await
     }
@@ -241,13 +291,14 @@ impl MetadataStore for SqliteMetadata {
             digest.to_string(),
             from.map(|f| f.to_string()),
         );
+        let policy = self.policy.clone();
         self.write(move |tx| {
             let size: Option<i64> = match &from {
                 Some(from) => tx
                     .query_row(
                         "SELECT b.size FROM repositories r
                          JOIN repo_blobs l ON l.repo_id = r.id AND l.digest = ?2
-                         JOIN blobs b ON b.digest = l.digest
+                         JOIN blobs b ON b.digest = l.digest AND b.corrupt = 0
                          WHERE r.name = ?1",
                         params![from, digest],
                         |r| r.get(0),
@@ -255,7 +306,7 @@ impl MetadataStore for SqliteMetadata {
                     .optional()?,
                 None => tx
                     .query_row(
-                        "SELECT b.size FROM blobs b WHERE b.digest = ?1
+                        "SELECT b.size FROM blobs b WHERE b.digest = ?1 AND b.corrupt = 0
                          AND EXISTS (SELECT 1 FROM repo_blobs l WHERE l.digest = b.digest)",
                         [&digest],
                         |r| r.get(0),
@@ -264,7 +315,7 @@ impl MetadataStore for SqliteMetadata {
             };
             if let Some(size) = size {
                 let id = ensure_repo(tx, &repo)?;
-                link(tx, id, &digest)?;
+                link(tx, id, &digest, &policy)?;
                 Ok(Some(size as u64))
             } else {
                 Ok(None)
@@ -275,12 +326,17 @@ impl MetadataStore for SqliteMetadata {
 
     async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
         let (repo, digest) = (repo.to_string(), digest.to_string());
+        let policy = self.policy.clone();
         self.write(move |tx| {
             let n = tx.execute(
                 "DELETE FROM repo_blobs WHERE digest = ?2
                  AND repo_id = (SELECT id FROM repositories WHERE name = ?1)",
                 params![repo, digest],
             )?;
+            if n > 0 {
+                let at = now() + policy.delay.as_millis() as i64;
+                gc::enqueue(tx, gc::BLOB, 0, &digest, at)?;
+            }
             Ok(n > 0)
         })
         .await
@@ -288,13 +344,14 @@ impl MetadataStore for SqliteMetadata {
 
     async fn create_upload(&self, id: &str, repo: &RepoName) -> Result<()> {
         let (id, repo) = (id.to_owned(), repo.to_string());
+        let policy = self.policy.clone();
         self.write(move |tx| {
             let t = now();
             tx.execute(
                 "INSERT INTO uploads (id, repo, size, created_at, updated_at) VALUES (?1, ?2, 0, ?3, ?3)",
                 params![id, repo, t],
             )?;
-            Ok(())
+            gc::enqueue(tx, gc::UPLOAD, 0, &id, t + policy.upload_expiry.as_millis() as i64)
         })
         .await
     }
@@ -359,6 +416,7 @@ impl MetadataStore for SqliteMetadata {
         let body = body.to_vec();
         let parsed = parsed.clone();
         let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+        let policy = self.policy.clone();
         // References are checked before anything is written, inside the
         // same transaction, so a failed push changes nothing.
         self.write(move |tx| {
@@ -417,12 +475,28 @@ impl MetadataStore for SqliteMetadata {
                     params![id, digest_s, target.as_str(), kind.as_str()],
                 )?;
             }
+            let at = t + policy.delay.as_millis() as i64;
             for tag in &tags {
+                // A tag moved off another manifest may leave it untagged.
+                let old: Option<String> = tx
+                    .query_row(
+                        "SELECT digest FROM tags WHERE repo_id = ?1 AND name = ?2",
+                        params![id, tag],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(old) = old.filter(|o| o != &digest_s) {
+                    gc::enqueue(tx, gc::MANIFEST, id, &old, at)?;
+                }
                 tx.execute(
                     "INSERT INTO tags (repo_id, name, digest, updated_at) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
                     params![id, tag, digest_s, t],
                 )?;
+            }
+            if let Some(after) = policy.untagged_after {
+                let at = t + after.max(policy.grace).as_millis() as i64;
+                gc::enqueue(tx, gc::MANIFEST, id, &digest_s, at)?;
             }
             Ok(PutManifest::Stored)
         })
@@ -476,46 +550,33 @@ impl MetadataStore for SqliteMetadata {
 
     async fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
         let (repo, digest) = (repo.to_string(), digest.to_string());
-        self.write(move |tx| {
-            let Some(id) = repo_id(tx, &repo)? else {
-                return Ok(false);
-            };
-            let n = tx.execute(
-                "DELETE FROM manifests WHERE repo_id = ?1 AND digest = ?2",
-                params![id, digest],
-            )?;
-            if n == 0 {
-                return Ok(false);
-            }
-            tx.execute(
-                "DELETE FROM tags WHERE repo_id = ?1 AND digest = ?2",
-                params![id, digest],
-            )?;
-            tx.execute(
-                "DELETE FROM manifest_refs WHERE repo_id = ?1 AND manifest = ?2",
-                params![id, digest],
-            )?;
-            // Manifest bytes live in this store: drop them with the last
-            // repository that has the manifest, in the same transaction.
-            tx.execute(
-                "DELETE FROM manifest_bodies WHERE digest = ?1
-                 AND NOT EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)",
-                [&digest],
-            )?;
-            Ok(true)
+        let policy = self.policy.clone();
+        self.write(move |tx| match repo_id(tx, &repo)? {
+            Some(id) => gc::remove_manifest(tx, id, &digest, now(), &policy),
+            None => Ok(false),
         })
         .await
     }
 
     async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool> {
         let (repo, tag) = (repo.to_string(), tag.to_string());
+        let policy = self.policy.clone();
         self.write(move |tx| {
-            let n = tx.execute(
-                "DELETE FROM tags WHERE name = ?2
-                 AND repo_id = (SELECT id FROM repositories WHERE name = ?1)",
-                params![repo, tag],
-            )?;
-            Ok(n > 0)
+            let Some(id) = repo_id(tx, &repo)? else {
+                return Ok(false);
+            };
+            let old: Option<String> = tx
+                .query_row(
+                    "DELETE FROM tags WHERE repo_id = ?1 AND name = ?2 RETURNING digest",
+                    params![id, tag],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(old) = &old {
+                let at = now() + policy.delay.as_millis() as i64;
+                gc::enqueue(tx, gc::MANIFEST, id, old, at)?;
+            }
+            Ok(old.is_some())
         })
         .await
     }
@@ -583,6 +644,151 @@ impl MetadataStore for SqliteMetadata {
                 })
             })?;
             rows.collect()
+        })
+        .await
+    }
+
+    async fn gc_review_batch(&self, now_ms: i64, limit: usize) -> Result<GcBatch> {
+        let policy = self.policy.clone();
+        self.write(move |tx| gc::review_batch(tx, now_ms, limit, &policy))
+            .await
+    }
+
+    async fn gc_queue_depth(&self, now_ms: i64) -> Result<(u64, u64)> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE review_after <= ?1) FROM gc_queue",
+                [now_ms],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+        })
+        .await
+    }
+
+    async fn blob_key_recorded(&self, key: &BlobKey) -> Result<bool> {
+        let key = key.as_str().to_owned();
+        self.read(move |c| {
+            let mut parts = key.split('/');
+            let digest = format!(
+                "{}:{}",
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default()
+            );
+            c.query_row(
+                "SELECT 1 FROM blobs WHERE digest = ?1 AND key = ?2",
+                params![digest, key],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|o| o.is_some())
+        })
+        .await
+    }
+
+    async fn reclaimable(&self, now_ms: i64) -> Result<Vec<(String, u64)>> {
+        let cutoff = now_ms - self.policy.grace.as_millis() as i64;
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT b.digest, b.size FROM blobs b
+                 WHERE NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.target = b.digest)
+                 AND NOT EXISTS (SELECT 1 FROM repo_blobs l WHERE l.digest = b.digest AND l.created_at > ?1)
+                 ORDER BY b.digest",
+            )?;
+            let rows = stmt.query_map([cutoff], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn usage(&self) -> Result<Usage> {
+        self.read(|c| {
+            let (stored_blobs, stored_bytes): (i64, i64) = c.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let manifest_bytes: i64 = c.query_row(
+                "SELECT COALESCE(SUM(LENGTH(body)), 0) FROM manifest_bodies",
+                [],
+                |r| r.get(0),
+            )?;
+            // A repository uses a blob it links or one of its manifests names.
+            let mut stmt = c.prepare(
+                "SELECT r.name,
+                   (SELECT COUNT(*) FROM (SELECT digest FROM repo_blobs WHERE repo_id = r.id
+                      UNION SELECT target FROM manifest_refs WHERE repo_id = r.id AND kind <> 'child') u
+                      JOIN blobs b ON b.digest = u.digest),
+                   (SELECT COALESCE(SUM(b.size), 0) FROM (SELECT digest FROM repo_blobs WHERE repo_id = r.id
+                      UNION SELECT target FROM manifest_refs WHERE repo_id = r.id AND kind <> 'child') u
+                      JOIN blobs b ON b.digest = u.digest),
+                   (SELECT COUNT(*) FROM manifests m WHERE m.repo_id = r.id),
+                   (SELECT COUNT(*) FROM tags t WHERE t.repo_id = r.id)
+                 FROM repositories r ORDER BY r.name",
+            )?;
+            let repositories = stmt
+                .query_map([], |r| {
+                    Ok(RepoUsage {
+                        name: r.get(0)?,
+                        blobs: r.get::<_, i64>(1)? as u64,
+                        bytes: r.get::<_, i64>(2)? as u64,
+                        manifests: r.get::<_, i64>(3)? as u64,
+                        tags: r.get::<_, i64>(4)? as u64,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Usage {
+                stored_bytes: stored_bytes as u64,
+                stored_blobs: stored_blobs as u64,
+                manifest_bytes: manifest_bytes as u64,
+                undeduplicated_bytes: repositories.iter().map(|r| r.bytes).sum(),
+                repositories,
+            })
+        })
+        .await
+    }
+
+    async fn blobs_after(&self, after: &str, limit: usize) -> Result<Vec<BlobRow>> {
+        let after = after.to_owned();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT digest, size, key, corrupt FROM blobs WHERE digest > ?1 ORDER BY digest LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after, limit as i64], |r| {
+                Ok(BlobRow {
+                    digest: r.get(0)?,
+                    size: r.get::<_, i64>(1)? as u64,
+                    key: r.get(2)?,
+                    corrupt: r.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn manifest_bodies_after(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, bytes::Bytes)>> {
+        let after = after.to_owned();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT digest, body FROM manifest_bodies WHERE digest > ?1 ORDER BY digest LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after, limit as i64], |r| {
+                Ok((r.get(0)?, bytes::Bytes::from(r.get::<_, Vec<u8>>(1)?)))
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn mark_corrupt(&self, digest: &str) -> Result<()> {
+        let digest = digest.to_owned();
+        self.write(move |tx| {
+            tx.execute("UPDATE blobs SET corrupt = 1 WHERE digest = ?1", [digest])?;
+            Ok(())
         })
         .await
     }

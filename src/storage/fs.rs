@@ -3,11 +3,12 @@
 //! renaming a fully written, fsynced staging file into place, so a reader never
 //! sees a partial blob and a crash never leaves one under a digest's name.
 
-use super::{BlobKey, BlobRead, BlobStore, BoxRead, StagingWriter};
+use super::{BlobKey, BlobRead, BlobStore, BoxRead, StagingWriter, StoredObject};
 use crate::core::digest::Digest;
 use async_trait::async_trait;
 use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tokio::fs::{self, File, OpenOptions};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 
@@ -138,7 +139,15 @@ impl BlobStore for FsBlobStore {
             .parent()
             .ok_or_else(|| io::Error::other("blob path has no parent"))?;
         fs::create_dir_all(parent).await?;
-        fs::rename(&staging, &target).await?;
+        if let Err(e) = fs::rename(&staging, &target).await {
+            // The collector removes emptied shard directories; one may have
+            // gone between create_dir_all and rename.
+            if e.kind() != io::ErrorKind::NotFound || !fs::try_exists(&staging).await? {
+                return Err(e);
+            }
+            fs::create_dir_all(parent).await?;
+            fs::rename(&staging, &target).await?;
+        }
         sync_dir(parent).await?;
         Ok(key)
     }
@@ -161,11 +170,85 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn delete(&self, key: &BlobKey) -> io::Result<()> {
-        match fs::remove_file(self.blob_path(key)).await {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        let path = self.blob_path(key);
+        match fs::remove_file(&path).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
         }
+        // Leave no empty shard directory behind; fails harmlessly when the
+        // directory still holds other blobs.
+        if let Some(parent) = path.parent() {
+            let _ = fs::remove_dir(parent).await;
+        }
+        Ok(())
     }
+
+    async fn list_objects(&self) -> io::Result<Vec<StoredObject>> {
+        let root = self.root.join("blobs");
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for alg in read_dir_or_empty(&root)? {
+                for shard in read_dir_or_empty(&alg.path())? {
+                    for file in read_dir_or_empty(&shard.path())? {
+                        let name = file.file_name().to_string_lossy().to_string();
+                        let alg_name = alg.file_name().to_string_lossy().to_string();
+                        let Some((hex, suffix)) = name.split_once('.') else {
+                            continue;
+                        };
+                        let Some(key) = BlobKey::parse(&format!("{alg_name}/{hex}/{suffix}"))
+                        else {
+                            continue;
+                        };
+                        let md = file.metadata()?;
+                        out.push(StoredObject {
+                            key,
+                            size: md.len(),
+                            age: age(&md),
+                        });
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
+    async fn list_staging(&self) -> io::Result<Vec<(String, u64, Duration)>> {
+        let dir = self.root.join("uploads");
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for file in read_dir_or_empty(&dir)? {
+                let md = file.metadata()?;
+                if md.is_file() {
+                    out.push((
+                        file.file_name().to_string_lossy().to_string(),
+                        md.len(),
+                        age(&md),
+                    ));
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+}
+
+fn read_dir_or_empty(dir: &Path) -> io::Result<Vec<std::fs::DirEntry>> {
+    match std::fs::read_dir(dir) {
+        Ok(rd) => rd.collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Time since a file was last modified (zero for clock skew).
+fn age(md: &std::fs::Metadata) -> Duration {
+    md.modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .unwrap_or(Duration::ZERO)
 }
 
 #[cfg(test)]

@@ -17,7 +17,10 @@ pub mod fs;
 use crate::core::digest::Digest;
 use async_trait::async_trait;
 use std::io;
+use std::time::Duration;
 use tokio::io::AsyncRead;
+
+pub use crate::core::gc::StoredObject;
 
 pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 
@@ -98,4 +101,11 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Delete a stored object; absent bytes are not an error.
     async fn delete(&self, key: &BlobKey) -> io::Result<()>;
+
+    /// Every stored object with its size and age. Only the collector's sweep
+    /// and `berth scrub` call this, never a request or start-up.
+    async fn list_objects(&self) -> io::Result<Vec<StoredObject>>;
+
+    /// Every upload staging object: (upload id, size, age since last write).
+    async fn list_staging(&self) -> io::Result<Vec<(String, u64, Duration)>>;
 }

@@ -3,3 +3,7 @@
 //! One test binary keeps link time down on small machines.
 
 mod common;
+mod conformance;
+mod e2e;
+mod gc;
+mod invariants;

@@ -102,6 +102,22 @@ impl Berth {
         self.child = Some(child);
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Peak resident memory of the server so far, in KiB (Linux VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid().unwrap())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
     /// Everything berth logged so far.
     pub fn logs(&self) -> String {
         self.log.lock().unwrap().clone()
@@ -263,4 +279,136 @@ pub fn have_tool(name: &str) -> bool {
         eprintln!("SKIP: {name} not installed");
     }
     found
+}
+
+/// A response read off the wire by [`raw_http`].
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Header names lowercased, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Send one HTTP/1.1 request with `target` written exactly as given. HTTP
+/// client libraries normalise `..`, `.` and `%2e%2e` segments away before
+/// sending; path-traversal tests need them on the wire.
+pub fn raw_http(
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut rest = raw[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    if chunked {
+        let mut out = Vec::new();
+        let mut data = &rest[..];
+        while let Some(p) = data.windows(2).position(|w| w == b"\r\n") {
+            let size_line = String::from_utf8_lossy(&data[..p]).to_string();
+            let size =
+                usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16).unwrap_or(0);
+            data = &data[p + 2..];
+            if size == 0 || data.len() < size {
+                break;
+            }
+            out.extend_from_slice(&data[..size]);
+            data = &data[(size + 2).min(data.len())..];
+        }
+        rest = out;
+    }
+    RawResponse {
+        status,
+        headers,
+        body: rest,
+    }
+}
+
+/// Run a `berth` subcommand to completion.
+pub fn berth_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .env_remove("BERTH_CONFIG")
+        .output()
+        .expect("run berth")
+}
+
+/// Poll `cond` every 50 ms until it holds; panics with `what` after
+/// `secs` seconds. A bounded wait for a background effect, not a timing
+/// assertion.
+pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A Prometheus metric's value from `/metrics`.
+pub fn metric(b: &Berth, name: &str) -> f64 {
+    let text = client()
+        .get(format!("{}/metrics", b.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} missing"))
+}
+
+/// Bytes of every file under `dir` except the metadata database's own
+/// files (whose pages grow and are reused by SQLite).
+pub fn data_bytes(dir: &Path) -> u64 {
+    snapshot(dir)
+        .iter()
+        .filter(|(k, _)| !k.starts_with("metadata.db"))
+        .map(|(_, (size, _))| size)
+        .sum()
 }

@@ -1,0 +1,151 @@
+//! skopeo: OCI layout in and out, list-tags, inspect, delete, and a
+//! cross-repository mount when copying between two repositories.
+
+use super::{
+    get_blobs, get_manifest, layout_blob, layout_digest, manifest_status, requests_since, run,
+    run_text, ContainersEnv,
+};
+use crate::common::image::{random_image, write_oci_layout};
+use crate::common::{blob_bytes, have_tool, Berth, OCI_MANIFEST};
+
+#[test]
+fn skopeo_copy_inspect_tags_delete_and_mount() {
+    if !have_tool("skopeo") {
+        return;
+    }
+    let b = Berth::start();
+    let env = ContainersEnv::new();
+    let image = random_image(0x5c0e0, 3, 200 << 10);
+    let src_layout = env.path("src-layout");
+    write_oci_layout(&src_layout, &[("v1", &image)]);
+    let src = format!("docker://{}/e2e/skopeo/src", b.addr);
+
+    // Push: the OCI layout into berth, unchanged.
+    run(env
+        .skopeo()
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:v1", src_layout.display()))
+        .arg(format!("{src}:v1")));
+    let served = get_manifest(&b, "e2e/skopeo/src", "v1");
+    assert_eq!(served.media_type, OCI_MANIFEST);
+    assert_eq!(served.digest, image.digest, "manifest digest after push");
+    assert_eq!(served.bytes, image.manifest, "manifest bytes after push");
+    let blobs = get_blobs(&b, "e2e/skopeo/src", &served);
+    for blob in image.blobs() {
+        assert_eq!(blobs[&blob.digest], blob.bytes, "blob {}", blob.digest);
+    }
+
+    // A second tag, copied registry to registry within the repository.
+    run(env
+        .skopeo()
+        .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
+        .arg(format!("{src}:v1"))
+        .arg(format!("{src}:v2")));
+
+    // Pull: back out to a new OCI layout; every digest is the one we built.
+    let out_layout = env.path("out-layout");
+    run(env
+        .skopeo()
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("{src}:v1"))
+        .arg(format!("oci:{}:v1", out_layout.display())));
+    assert_eq!(layout_digest(&out_layout, "v1"), image.digest);
+    assert_eq!(layout_blob(&out_layout, &image.digest), image.manifest);
+    for blob in image.blobs() {
+        assert_eq!(layout_blob(&out_layout, &blob.digest), blob.bytes);
+    }
+
+    // list-tags
+    let tags: serde_json::Value = serde_json::from_slice(&run(env
+        .skopeo()
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(&src)))
+    .unwrap();
+    let mut listed: Vec<&str> = tags["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["v1", "v2"], "{tags}");
+
+    // inspect --raw gives the pushed bytes; inspect reports the digest.
+    let raw = run(env
+        .skopeo()
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("{src}:v2")));
+    assert_eq!(raw, image.manifest, "inspect --raw");
+    let inspected: serde_json::Value = serde_json::from_str(&run_text(
+        env.skopeo()
+            .args(["inspect", "--tls-verify=false"])
+            .arg(format!("{src}:v1")),
+    ))
+    .unwrap();
+    assert_eq!(inspected["Digest"], image.digest.as_str());
+    let layers: Vec<&str> = inspected["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    let ours: Vec<&str> = image.layers.iter().map(|l| l.digest.as_str()).collect();
+    assert_eq!(layers, ours);
+
+    // Copy to a second repository: skopeo mounts the layers from the first
+    // (POST ...?mount=&from= answered 201), and no blob bytes are added.
+    let bytes_before = blob_bytes(&b.data_dir);
+    let mark = b.logs().len();
+    run(env
+        .skopeo()
+        .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
+        .arg(format!("{src}:v1"))
+        .arg(format!("docker://{}/e2e/skopeo/dst:v1", b.addr)));
+    let requests = requests_since(&b, mark);
+    let mounts = requests
+        .iter()
+        .filter(|r| {
+            r.method == "POST" && r.path == "/v2/e2e/skopeo/dst/blobs/uploads/" && r.status == 201
+        })
+        .count();
+    let sessions = requests
+        .iter()
+        .filter(|r| {
+            r.method == "POST" && r.path == "/v2/e2e/skopeo/dst/blobs/uploads/" && r.status == 202
+        })
+        .count();
+    assert!(
+        mounts >= image.layers.len(),
+        "expected the {} layers to be mounted, saw {mounts} mounts: {requests:#?}",
+        image.layers.len()
+    );
+    // skopeo may upload the small config again; never the layers.
+    assert!(sessions <= 1, "{requests:#?}");
+    assert_eq!(
+        blob_bytes(&b.data_dir),
+        bytes_before,
+        "one copy of each blob"
+    );
+    let dst = get_manifest(&b, "e2e/skopeo/dst", "v1");
+    assert_eq!(dst.bytes, image.manifest);
+    get_blobs(&b, "e2e/skopeo/dst", &dst);
+
+    // delete: the manifest (and both its tags) go from the source repository
+    // and stay in the other one.
+    run(env
+        .skopeo()
+        .args(["delete", "--tls-verify=false"])
+        .arg(format!("{src}:v1")));
+    assert_eq!(manifest_status(&b, "e2e/skopeo/src", "v1"), 404);
+    assert_eq!(manifest_status(&b, "e2e/skopeo/src", "v2"), 404);
+    assert_eq!(manifest_status(&b, "e2e/skopeo/src", &image.digest), 404);
+    let o = super::output(
+        env.skopeo()
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("{src}:v1")),
+    );
+    assert!(!o.status.success(), "inspect after delete must fail");
+    let dst = get_manifest(&b, "e2e/skopeo/dst", "v1");
+    assert_eq!(dst.digest, image.digest);
+    get_blobs(&b, "e2e/skopeo/dst", &dst);
+}

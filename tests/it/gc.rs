@@ -1,0 +1,539 @@
+//! Online garbage collection: deletes free space (invariant 4), nothing
+//! referenced is lost (5), crashes leave a state the next start accepts and
+//! the collector cleans (6), scrub re-verifies content at rest (7).
+
+use crate::common::image::{
+    image_from_layers, pull_and_verify, push_image, random_image, random_layer, write_oci_layout,
+    Blob,
+};
+use crate::common::{
+    berth_cli, blob_bytes, client, data_bytes, have_tool, metadata_dump, metric, snapshot,
+    wait_for, Berth, OCI_MANIFEST,
+};
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Fast collection for tests: 2 s grace, reviews every 100 ms.
+const FAST_GC: &[&str] = &["--gc-grace", "2s", "--gc-interval", "100ms"];
+
+fn delete(b: &Berth, path: &str) -> u16 {
+    client()
+        .delete(b.v2(path))
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn head(b: &Berth, path: &str) -> u16 {
+    client().head(b.v2(path)).send().unwrap().status().as_u16()
+}
+
+/// Digests of every file under blobs/ (a stored copy's name starts with
+/// its hex digest).
+fn stored_digests(data_dir: &Path) -> BTreeSet<String> {
+    snapshot(&data_dir.join("blobs"))
+        .keys()
+        .filter(|k| !k.ends_with('/'))
+        .filter_map(|k| {
+            let (alg, rest) = k.split_once('/')?;
+            let file = rest.rsplit('/').next()?;
+            Some(format!("{alg}:{}", file.split('.').next()?))
+        })
+        .collect()
+}
+
+/// Digests and sizes every manifest in the registry names.
+fn referenced(db: &Path) -> (BTreeSet<String>, u64) {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT DISTINCT r.target, b.size FROM manifest_refs r JOIN blobs b ON b.digest = r.target
+             WHERE r.kind <> 'child'",
+        )
+        .unwrap();
+    let rows: Vec<(String, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let bytes = rows.iter().map(|r| r.1 as u64).sum();
+    (rows.into_iter().map(|r| r.0).collect(), bytes)
+}
+
+/// The seed scenario over HTTP: push to my-repo, HEAD a layer in
+/// different-repo (404, nothing created), delete the image; after the GC
+/// delay the bytes are gone, the data directory is back to its size before
+/// the push, different-repo appears nowhere, and HEAD still answers 404.
+#[test]
+fn deleting_an_image_frees_its_bytes() {
+    let b = Berth::start_with_args(FAST_GC);
+    let c = client();
+    let before = data_bytes(&b.data_dir);
+    let image = random_image(10, 3, 200 << 10);
+    push_image(&c, &b.url, "my-repo", "v1", &image);
+    let layer = image.layers[0].digest.clone();
+    assert_eq!(head(&b, &format!("different-repo/blobs/{layer}")), 404);
+    assert!(blob_bytes(&b.data_dir) > 600 << 10);
+
+    assert_eq!(
+        delete(&b, &format!("my-repo/manifests/{}", image.digest)),
+        202
+    );
+    wait_for(30, "blob bytes to be reclaimed", || {
+        blob_bytes(&b.data_dir) == 0
+    });
+    wait_for(30, "my-repo to leave the catalog", || {
+        c.get(b.v2("_catalog")).send().unwrap().text().unwrap() == r#"{"repositories":[]}"#
+    });
+    assert_eq!(
+        data_bytes(&b.data_dir),
+        before,
+        "files left: {:?}",
+        snapshot(&b.data_dir)
+    );
+    assert_eq!(head(&b, &format!("different-repo/blobs/{layer}")), 404);
+    assert_eq!(head(&b, &format!("my-repo/blobs/{layer}")), 404);
+    let dump = metadata_dump(&b.metadata_path());
+    assert!(!dump.contains("different-repo"));
+    assert!(!dump.contains(&layer), "metadata still names the layer");
+    assert!(snapshot(&b.data_dir)
+        .keys()
+        .all(|k| !k.contains("different-repo")));
+    assert!(metric(&b, "berth_gc_bytes_reclaimed_total") >= (600 << 10) as f64);
+}
+
+/// The seed scenario with real clients: skopeo pushes and deletes.
+#[test]
+fn seed_scenario_with_skopeo() {
+    if !have_tool("skopeo") {
+        return;
+    }
+    let b = Berth::start_with_args(FAST_GC);
+    let before = data_bytes(&b.data_dir);
+    let image = random_image(11, 2, 300 << 10);
+    let layout = tempfile::tempdir().unwrap();
+    write_oci_layout(layout.path(), &[("v1", &image)]);
+    let dest = format!("docker://{}/my-repo:v1", b.addr);
+    let src = format!("oci:{}:v1", layout.path().display());
+    let out = std::process::Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false", &src, &dest])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let layer = image.layers[1].digest.clone();
+    assert_eq!(head(&b, &format!("my-repo/blobs/{layer}")), 200);
+    assert_eq!(head(&b, &format!("different-repo/blobs/{layer}")), 404);
+
+    let out = std::process::Command::new("skopeo")
+        .args(["delete", "--tls-verify=false", &dest])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(30, "the image's bytes to go", || {
+        blob_bytes(&b.data_dir) == 0
+    });
+    wait_for(30, "the data directory to shrink back", || {
+        data_bytes(&b.data_dir) == before
+    });
+    assert_eq!(head(&b, &format!("different-repo/blobs/{layer}")), 404);
+    assert!(!metadata_dump(&b.metadata_path()).contains("different-repo"));
+}
+
+/// Shared layers: deleting the image from one repository keeps every byte
+/// the other needs; deleting it from the second frees them.
+#[test]
+fn shared_layers_live_until_the_last_reference() {
+    let b = Berth::start_with_args(FAST_GC);
+    let c = client();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let shared: Vec<Blob> = (0..2).map(|_| random_layer(&mut rng, 100 << 10)).collect();
+    let mut a_layers = shared.clone();
+    a_layers.push(random_layer(&mut rng, 50 << 10));
+    let a = image_from_layers(a_layers, 1);
+    let mut b_layers = shared.clone();
+    b_layers.push(random_layer(&mut rng, 60 << 10));
+    let img_b = image_from_layers(b_layers, 2);
+    push_image(&c, &b.url, "one", "t", &a);
+    push_image(&c, &b.url, "two", "t", &img_b);
+
+    assert_eq!(delete(&b, &format!("one/manifests/{}", a.digest)), 202);
+    let b_bytes: u64 = img_b.blobs().map(|x| x.bytes.len() as u64).sum();
+    wait_for(30, "image one's own blobs to go", || {
+        blob_bytes(&b.data_dir) == b_bytes
+    });
+    pull_and_verify(&c, &b.url, "two", "t");
+    for s in &shared {
+        assert_eq!(head(&b, &format!("two/blobs/{}", s.digest)), 200);
+        assert_eq!(head(&b, &format!("one/blobs/{}", s.digest)), 404);
+    }
+
+    assert_eq!(delete(&b, &format!("two/manifests/{}", img_b.digest)), 202);
+    wait_for(30, "every byte to go", || blob_bytes(&b.data_dir) == 0);
+}
+
+/// Uploads that no manifest names expire after the grace period, and a
+/// blob DELETE is collected too.
+#[test]
+fn unreferenced_uploads_expire_after_grace() {
+    let b = Berth::start_with_args(FAST_GC);
+    let c = client();
+    let blob = Blob::new("application/octet-stream", vec![7u8; 10_000]);
+    crate::common::image::push_blob(&c, &b.url, "loose", &blob);
+    assert_eq!(head(&b, &format!("loose/blobs/{}", blob.digest)), 200);
+    wait_for(30, "the unreferenced upload to expire", || {
+        blob_bytes(&b.data_dir) == 0
+    });
+    assert_eq!(head(&b, &format!("loose/blobs/{}", blob.digest)), 404);
+
+    let blob2 = Blob::new("application/octet-stream", vec![8u8; 10_000]);
+    crate::common::image::push_blob(&c, &b.url, "loose", &blob2);
+    assert_eq!(delete(&b, &format!("loose/blobs/{}", blob2.digest)), 202);
+    wait_for(30, "the unlinked blob to go", || {
+        blob_bytes(&b.data_dir) == 0
+    });
+}
+
+/// Referrers go with their subject; untagged manifests stay by default.
+#[test]
+fn referrers_follow_their_subject() {
+    let b = Berth::start_with_args(FAST_GC);
+    let c = client();
+    let image = random_image(13, 1, 10 << 10);
+    push_image(&c, &b.url, "signed", "v1", &image);
+    let empty = Blob::new("application/vnd.oci.empty.v1+json", b"{}".to_vec());
+    let sig = Blob::new("application/octet-stream", b"signature".to_vec());
+    crate::common::image::push_blob(&c, &b.url, "signed", &empty);
+    crate::common::image::push_blob(&c, &b.url, "signed", &sig);
+    let referrer = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example.sig",
+        "config": empty.descriptor(),
+        "layers": [sig.descriptor()],
+        "subject": { "mediaType": OCI_MANIFEST, "digest": image.digest, "size": image.manifest.len() },
+    }))
+    .unwrap();
+    let rdigest = crate::common::sha256(&referrer);
+    crate::common::image::put_manifest(&c, &b.url, "signed", &rdigest, OCI_MANIFEST, &referrer);
+    // Untagged but its subject lives: kept well past the grace period.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(head(&b, &format!("signed/manifests/{rdigest}")), 200);
+
+    assert_eq!(
+        delete(&b, &format!("signed/manifests/{}", image.digest)),
+        202
+    );
+    wait_for(30, "the referrer to follow its subject", || {
+        head(&b, &format!("signed/manifests/{rdigest}")) == 404
+    });
+    wait_for(30, "all bytes to go", || blob_bytes(&b.data_dir) == 0);
+}
+
+/// The race: writers push images sharing layers into several repositories
+/// while others delete tags and manifests and move tags, with the collector
+/// running continuously and a zero review delay. Afterwards every tagged
+/// image pulls with verified digests, and once the grace period has passed
+/// the stored blobs are exactly those still referenced: no leak, no loss.
+/// `BERTH_RACE_ROUNDS` runs it longer (default: a short CI run, fixed seed).
+#[test]
+fn gc_racing_pushes_and_deletes_loses_nothing_and_leaks_nothing() {
+    let rounds: usize = std::env::var("BERTH_RACE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    // Untagged manifests are collected at once, so tag deletes and moves
+    // free layers too, and the shared layers are freed and re-pushed over
+    // and over while other writers push them.
+    let cfg = tempfile::tempdir().unwrap();
+    let cfg_path = cfg.path().join("race.toml");
+    std::fs::write(&cfg_path, "[gc]\nuntagged_after = \"0s\"\n").unwrap();
+    let b = Berth::start_with_args(&[
+        "--config",
+        cfg_path.to_str().unwrap(),
+        "--gc-grace",
+        "2s",
+        "--gc-interval",
+        "5ms",
+        "--gc-delay",
+        "0s",
+    ]);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xBE27);
+    let pool: Vec<Blob> = (0..8).map(|_| random_layer(&mut rng, 20 << 10)).collect();
+    let repos = ["race/a", "race/b", "race/c"];
+    let workers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let (url, pool) = (b.url.clone(), pool.clone());
+            std::thread::spawn(move || {
+                let c = client();
+                let mut rng = rand::rngs::StdRng::seed_from_u64(w);
+                for i in 0..rounds {
+                    let repo = repos[rng.gen_range(0..repos.len())];
+                    let tag = format!("t{}", rng.gen_range(0..4));
+                    match rng.gen_range(0..10) {
+                        // Push an image of 1-3 shared layers (moving the tag).
+                        0..=5 => {
+                            let n = rng.gen_range(1..=3);
+                            let layers = (0..n)
+                                .map(|_| pool[rng.gen_range(0..pool.len())].clone())
+                                .collect();
+                            let img = image_from_layers(layers, w * 1000 + i as u64);
+                            push_image(&c, &url, repo, &tag, &img);
+                        }
+                        // Delete a tag.
+                        6..=7 => {
+                            let _ = c
+                                .delete(format!("{url}/v2/{repo}/manifests/{tag}"))
+                                .send()
+                                .unwrap();
+                        }
+                        // Delete whatever the tag points at, by digest.
+                        _ => {
+                            let r = c
+                                .head(format!("{url}/v2/{repo}/manifests/{tag}"))
+                                .header("accept", OCI_MANIFEST)
+                                .send()
+                                .unwrap();
+                            if let Some(d) = r.headers().get("docker-content-digest") {
+                                let d = d.to_str().unwrap().to_string();
+                                let s = c
+                                    .delete(format!("{url}/v2/{repo}/manifests/{d}"))
+                                    .send()
+                                    .unwrap()
+                                    .status();
+                                assert!(s.as_u16() == 202 || s.as_u16() == 404, "{s}");
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let c = client();
+    let mut tagged = 0;
+    for repo in repos {
+        let r = c.get(b.v2(&format!("{repo}/tags/list"))).send().unwrap();
+        if r.status().as_u16() != 200 {
+            continue;
+        }
+        let tags: serde_json::Value = r.json().unwrap();
+        for t in tags["tags"].as_array().unwrap() {
+            pull_and_verify(&c, &b.url, repo, t.as_str().unwrap());
+            tagged += 1;
+        }
+    }
+    // Past the grace period, once the collector is idle, storage holds
+    // exactly what the remaining manifests name.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    wait_for(60, "storage to equal the referenced blobs", || {
+        let (want, bytes) = referenced(&b.metadata_path());
+        stored_digests(&b.data_dir) == want && blob_bytes(&b.data_dir) == bytes
+    });
+    let (want, bytes) = referenced(&b.metadata_path());
+    let reclaimed = metric(&b, "berth_gc_blobs_reclaimed_total");
+    eprintln!(
+        "race: {} rounds x 4 writers; {reclaimed} blobs reclaimed during the run; {tagged} tags pull intact; \
+         {} blobs ({bytes} bytes) stored = referenced",
+        rounds,
+        want.len()
+    );
+    assert!(reclaimed > 0.0, "the collector never ran into the writers");
+    let out = berth_cli(&["scrub", "--data-dir", b.data_dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "scrub: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A config file for the maintenance commands with a short grace period.
+fn short_grace_config(dir: &Path) -> String {
+    let path = dir.join("gc.toml");
+    std::fs::write(&path, "[gc]\ngrace = \"1s\"\n").unwrap();
+    path.to_string_lossy().to_string()
+}
+
+/// kill -9 in the middle of a push and in the middle of collection; the
+/// next start accepts the state, scrub finds the store clean, and after the
+/// grace period `berth gc` leaves nothing unreferenced.
+#[test]
+fn kill_9_during_push_and_gc_leaves_a_clean_store() {
+    let mut b = Berth::start_with_args(&["--gc-grace", "1s", "--gc-interval", "20ms"]);
+    let c = client();
+    // Many small images, then delete them all so the collector is busy.
+    let mut images = Vec::new();
+    for i in 0..30 {
+        let img = random_image(100 + i, 2, 4 << 10);
+        push_image(&c, &b.url, "crash", &format!("t{i}"), &img);
+        images.push(img);
+    }
+    let keep = random_image(99, 2, 8 << 10);
+    push_image(&c, &b.url, "keep", "v1", &keep);
+    // A monolithic push streaming when the kill comes.
+    let url = b.v2("crash/blobs/uploads/?digest=sha256:0000000000000000000000000000000000000000000000000000000000000000");
+    let slow = std::thread::spawn(move || {
+        struct Slow(u32);
+        impl std::io::Read for Slow {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0 == 0 {
+                    return Ok(0);
+                }
+                self.0 -= 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                let n = buf.len().min(64 << 10);
+                buf[..n].fill(1);
+                Ok(n)
+            }
+        }
+        let body = reqwest::blocking::Body::sized(Slow(200), 200 * (64 << 10));
+        let _ = client().post(url).body(body).send();
+    });
+    for img in &images {
+        assert_eq!(delete(&b, &format!("crash/manifests/{}", img.digest)), 202);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    b.kill9();
+    let _ = slow.join();
+    b.restart();
+
+    let data = b.data_dir.to_str().unwrap().to_string();
+    let out = berth_cli(&["scrub", "--data-dir", &data]);
+    assert!(
+        out.status.success(),
+        "scrub after crash: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    pull_and_verify(&c, &b.url, "keep", "v1");
+
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let cfg = short_grace_config(&b.data_dir);
+    let out = berth_cli(&["gc", "--config", &cfg, "--data-dir", &data]);
+    assert!(
+        out.status.success(),
+        "gc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keep_bytes: u64 = keep.blobs().map(|x| x.bytes.len() as u64).sum();
+    wait_for(30, "only the kept image's bytes to remain", || {
+        blob_bytes(&b.data_dir) == keep_bytes
+    });
+    assert_eq!(
+        std::fs::read_dir(b.data_dir.join("uploads"))
+            .unwrap()
+            .count(),
+        0
+    );
+    pull_and_verify(&c, &b.url, "keep", "v1");
+    let out = berth_cli(&["scrub", "--data-dir", &data]);
+    assert!(
+        out.status.success(),
+        "final scrub: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// scrub finds a blob whose bytes were changed at rest; --repair marks it
+/// so reads fail closed; pushing the blob again repairs it.
+#[test]
+fn scrub_detects_corruption_and_reads_fail_closed() {
+    let b = Berth::start();
+    let c = client();
+    let image = random_image(14, 1, 64 << 10);
+    push_image(&c, &b.url, "rot", "v1", &image);
+    let layer = &image.layers[0];
+    let file = snapshot(&b.data_dir.join("blobs"))
+        .into_keys()
+        .find(|k| k.contains(&layer.digest[7..]))
+        .unwrap();
+    let path = b.data_dir.join("blobs").join(file);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let data = b.data_dir.to_str().unwrap().to_string();
+    let out = berth_cli(&["scrub", "--data-dir", &data, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["corrupt_blobs"], serde_json::json!([layer.digest]));
+
+    let out = berth_cli(&["scrub", "--repair", "--data-dir", &data]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = c
+        .get(b.v2(&format!("rot/blobs/{}", layer.digest)))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        500,
+        "a corrupt blob must not be served"
+    );
+    assert_ne!(head(&b, &format!("rot/blobs/{}", layer.digest)), 200);
+
+    crate::common::image::push_blob(&c, &b.url, "rot", layer);
+    pull_and_verify(&c, &b.url, "rot", "v1");
+    let out = berth_cli(&["scrub", "--data-dir", &data]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// du reports stored bytes once and what the repositories would take
+/// without dedupe; gc --dry-run lists what would go and changes nothing.
+#[test]
+fn du_and_dry_run() {
+    let b = Berth::start_with_args(&["--gc-grace", "1h"]);
+    let c = client();
+    let image = random_image(15, 2, 32 << 10);
+    push_image(&c, &b.url, "d1", "v1", &image);
+    push_image(&c, &b.url, "d2", "v1", &image);
+    let total: u64 = image.blobs().map(|x| x.bytes.len() as u64).sum();
+    let data = b.data_dir.to_str().unwrap().to_string();
+    let out = berth_cli(&["du", "--json", "--data-dir", &data]);
+    assert!(out.status.success());
+    let du: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(du["stored_bytes"], total);
+    assert_eq!(du["undeduplicated_bytes"], 2 * total);
+    assert_eq!(du["repositories"].as_array().unwrap().len(), 2);
+    let text = berth_cli(&["du", "--data-dir", &data]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("saved by dedupe"));
+
+    // Unreferenced but within grace: nothing to reclaim yet.
+    assert_eq!(delete(&b, &format!("d1/manifests/{}", image.digest)), 202);
+    assert_eq!(delete(&b, &format!("d2/manifests/{}", image.digest)), 202);
+    let cfg = short_grace_config(&b.data_dir);
+    let before = snapshot(&b.data_dir.join("blobs"));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = berth_cli(&[
+        "gc",
+        "--dry-run",
+        "--json",
+        "--config",
+        &cfg,
+        "--data-dir",
+        &data,
+    ]);
+    assert!(out.status.success());
+    let dry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(dry["reclaimable_bytes"], total);
+    assert_eq!(
+        snapshot(&b.data_dir.join("blobs")),
+        before,
+        "dry run changed storage"
+    );
+}
