@@ -20,8 +20,11 @@ impl Dockerd {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::create_dir_all(d.join("config")).unwrap();
-        // No daemon.json from /etc: every setting is on the command line.
-        std::fs::write(d.join("daemon.json"), "{}").unwrap();
+        // Our own daemon.json instead of /etc/docker's; it only moves the
+        // daemon's identity key, which dockerd 20.10 otherwise writes to
+        // /etc/docker/key.json (there is no flag for it).
+        let config = serde_json::json!({ "deprecated-key-path": d.join("key.json") });
+        std::fs::write(d.join("daemon.json"), config.to_string()).unwrap();
         let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
         let child = Command::new("dockerd")
             .arg("--config-file")

@@ -30,7 +30,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// Every manifest type a client may push.
 pub const ACCEPT_ALL: &str = "application/vnd.oci.image.manifest.v1+json, \
@@ -356,7 +355,7 @@ pub struct ContainersEnv {
 
 impl ContainersEnv {
     pub fn new() -> ContainersEnv {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = lowercase_tempdir();
         let d = dir.path();
         std::fs::write(
             d.join("storage.conf"),
@@ -419,6 +418,33 @@ impl ContainersEnv {
             .arg(self.path("policy.json"));
         c
     }
+}
+
+/// A temp dir whose path is all lowercase: podman names an image pulled
+/// from `oci:PATH` after PATH, and image names must be lowercase.
+pub fn lowercase_tempdir() -> tempfile::TempDir {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let name = format!(
+        "berth-e2e-{}-{}-{nanos:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let parent = std::env::temp_dir();
+    assert_eq!(
+        parent.to_string_lossy(),
+        parent.to_string_lossy().to_lowercase(),
+        "TMPDIR must be lowercase for podman"
+    );
+    tempfile::Builder::new()
+        .prefix(&name)
+        .rand_bytes(0)
+        .tempdir()
+        .unwrap()
 }
 
 /// The manifest digest an OCI layout holds under `tag`.

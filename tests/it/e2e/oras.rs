@@ -1,11 +1,13 @@
 //! oras-py: push an artifact whose `subject` is an image already in the
 //! repository; the referrers API lists it with its artifactType, through
 //! oras-py and over plain HTTP; deleting it with oras-py removes it from the
-//! listing. The Python side is tests/e2e/oras_referrer.py.
+//! listing. A large file pushed in chunks comes back intact. The Python side
+//! is tests/e2e/oras_referrer.py.
 
-use super::{get_manifest, have_python_module, run};
+use super::{get_blobs, get_manifest, have_python_module, requests_since, run};
 use crate::common::image::{push_image, random_image};
 use crate::common::{sha256, Berth, OCI_INDEX, OCI_MANIFEST};
+use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 const ARTIFACT_TYPE: &str = "application/vnd.berth.e2e.sbom.config+json";
@@ -92,7 +94,7 @@ fn oras_artifact_with_subject_and_referrers() {
     );
     assert_eq!(served.json["subject"]["digest"], image.digest.as_str());
     assert_eq!(served.json["config"]["mediaType"], ARTIFACT_TYPE);
-    assert_eq!(pushed["pulled"]["sbom.json"], content.as_str());
+    assert_eq!(pushed["pulled"]["sbom.json"], hex::encode(&content));
     let mut tags: Vec<String> = serde_json::from_value(pushed["tags"].clone()).unwrap();
     tags.sort();
     assert_eq!(tags, ["sbom", "v1"]);
@@ -128,4 +130,56 @@ fn oras_artifact_with_subject_and_referrers() {
     assert_eq!(deleted["referrers"]["manifests"], serde_json::json!([]));
     assert!(referrers(&b, &image.digest, "").is_empty());
     assert_eq!(get_manifest(&b, REPO, "v1").digest, image.digest);
+}
+
+#[test]
+fn oras_chunked_push_pull() {
+    if !have_python_module("oras") {
+        return;
+    }
+    let b = Berth::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = vec![0u8; 700 << 10];
+    rand::rngs::StdRng::seed_from_u64(7).fill(&mut data[..]);
+    std::fs::write(dir.path().join("data.bin"), &data).unwrap();
+    std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+    let repo = "e2e/oras/chunked";
+    let out = dir.path().join("push.json");
+    let mark = b.logs().len();
+    run(std::process::Command::new("python3")
+        .arg(script())
+        .arg("push")
+        .args(["--registry", &b.addr, "--repo", repo, "--tag", "v1"])
+        .arg("--file")
+        .arg(dir.path().join("data.bin"))
+        .args(["--file-media-type", "application/octet-stream"])
+        .arg("--config")
+        .arg(dir.path().join("config.json"))
+        .args(["--artifact-type", ARTIFACT_TYPE])
+        .args(["--chunk-size", &(64 << 10).to_string()])
+        .arg("--out")
+        .arg(&out)
+        .env("HOME", dir.path())
+        .env("PYTHONDONTWRITEBYTECODE", "1"));
+    let pushed: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(pushed["push_status"], 201);
+
+    // The upload went in 64 KiB PATCHes, each accepted.
+    let patches: Vec<u16> = requests_since(&b, mark)
+        .into_iter()
+        .filter(|r| {
+            r.method == "PATCH" && r.path.starts_with(&format!("/v2/{repo}/blobs/uploads/"))
+        })
+        .map(|r| r.status)
+        .collect();
+    assert!(patches.len() >= data.len() / (64 << 10), "{patches:?}");
+    assert!(patches.iter().all(|s| *s == 202), "{patches:?}");
+
+    // berth holds the bytes; oras-py pulls them back.
+    let served = get_manifest(&b, repo, "v1");
+    let blobs = get_blobs(&b, repo, &served);
+    let layer = &served.layer_digests()[0];
+    assert_eq!(layer, &sha256(&data));
+    assert_eq!(blobs[layer], data);
+    assert_eq!(pushed["pulled"]["data.bin"], hex::encode(&data));
 }

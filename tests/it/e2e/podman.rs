@@ -68,19 +68,21 @@ fn podman_push_pull() {
         );
     }
 
-    // The tag is listed.
-    let tags = run_text(
+    // The tag is listed (podman 4.3 prints a NAME TAG table and ignores
+    // --format with --list-tags).
+    let name = format!("{}/e2e/podman/app", b.addr);
+    let listing = run_text(
         podman()
-            .args([
-                "search",
-                "--list-tags",
-                "--tls-verify=false",
-                "--format",
-                "{{.Tag}}",
-            ])
-            .arg(format!("{}/e2e/podman/app", b.addr)),
+            .args(["search", "--list-tags", "--tls-verify=false"])
+            .arg(&name),
     );
-    assert_eq!(tags.lines().collect::<Vec<_>>(), ["v1"]);
+    let tags: Vec<(&str, &str)> = listing
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(char::is_whitespace))
+        .map(|(n, t)| (n, t.trim()))
+        .collect();
+    assert_eq!(tags, [(name.as_str(), "v1")], "{listing}");
 
     // Remove everything local, pull back from berth.
     run(podman().args(["rmi", "--all", "--force"]));

@@ -1,12 +1,13 @@
 //! skopeo: OCI layout in and out, list-tags, inspect, delete, and a
-//! cross-repository mount when copying between two repositories.
+//! cross-repository mount when copying between two repositories; a
+//! multi-platform index with `--all`.
 
 use super::{
     get_blobs, get_manifest, layout_blob, layout_digest, manifest_status, requests_since, run,
     run_text, ContainersEnv,
 };
 use crate::common::image::{random_image, write_oci_layout};
-use crate::common::{blob_bytes, have_tool, Berth, OCI_MANIFEST};
+use crate::common::{blob_bytes, have_tool, sha256, Berth, OCI_INDEX, OCI_MANIFEST};
 
 #[test]
 fn skopeo_copy_inspect_tags_delete_and_mount() {
@@ -148,4 +149,101 @@ fn skopeo_copy_inspect_tags_delete_and_mount() {
     let dst = get_manifest(&b, "e2e/skopeo/dst", "v1");
     assert_eq!(dst.digest, image.digest);
     get_blobs(&b, "e2e/skopeo/dst", &dst);
+}
+
+#[test]
+fn skopeo_copy_all_multi_platform_index() {
+    if !have_tool("skopeo") {
+        return;
+    }
+    let b = Berth::start();
+    let env = ContainersEnv::new();
+    let amd64 = random_image(0x1dc0, 2, 64 << 10);
+    let arm64 = random_image(0x1dc1, 1, 64 << 10);
+    let platform = |image: &crate::common::image::Image, arch: &str| {
+        serde_json::json!({
+            "mediaType": OCI_MANIFEST,
+            "digest": image.digest,
+            "size": image.manifest.len(),
+            "platform": { "architecture": arch, "os": "linux" },
+        })
+    };
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [platform(&amd64, "amd64"), platform(&arm64, "arm64")],
+    }))
+    .unwrap();
+    let index_digest = sha256(&index);
+
+    // A layout whose tag names the index; the children are plain blobs.
+    let layout = env.path("layout");
+    write_oci_layout(&layout, &[("amd64", &amd64), ("arm64", &arm64)]);
+    std::fs::write(layout.join("blobs/sha256").join(&index_digest[7..]), &index).unwrap();
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{
+            "mediaType": OCI_INDEX,
+            "digest": index_digest,
+            "size": index.len(),
+            "annotations": { "org.opencontainers.image.ref.name": "multi" },
+        }],
+    });
+    std::fs::write(layout.join("index.json"), top.to_string()).unwrap();
+
+    let repo = "e2e/skopeo/multi";
+    let dest = format!("docker://{}/{repo}:v1", b.addr);
+    run(env
+        .skopeo()
+        .args(["copy", "--all", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:multi", layout.display()))
+        .arg(&dest));
+
+    // berth serves the index as pushed, and both children with their blobs.
+    let served = get_manifest(&b, repo, "v1");
+    assert_eq!(served.media_type, OCI_INDEX);
+    assert_eq!(served.bytes, index);
+    for image in [&amd64, &arm64] {
+        let child = get_manifest(&b, repo, &image.digest);
+        assert_eq!(child.bytes, image.manifest);
+        let blobs = get_blobs(&b, repo, &child);
+        for blob in image.blobs() {
+            assert_eq!(blobs[&blob.digest], blob.bytes);
+        }
+    }
+    let raw = run(env
+        .skopeo()
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(&dest));
+    assert_eq!(raw, index);
+
+    // Out again with --all: same index, same children.
+    let out = env.path("out-all");
+    run(env
+        .skopeo()
+        .args(["copy", "--all", "--src-tls-verify=false"])
+        .arg(&dest)
+        .arg(format!("oci:{}:v1", out.display())));
+    assert_eq!(layout_digest(&out, "v1"), index_digest);
+    for image in [&amd64, &arm64] {
+        assert_eq!(layout_blob(&out, &image.digest), image.manifest);
+        for blob in image.blobs() {
+            assert_eq!(layout_blob(&out, &blob.digest), blob.bytes);
+        }
+    }
+
+    // Without --all, skopeo resolves the index to the platform asked for.
+    let out = env.path("out-arm64");
+    run(env
+        .skopeo()
+        .args(["--override-arch", "arm64", "--override-os", "linux"])
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(&dest)
+        .arg(format!("oci:{}:arm", out.display())));
+    assert_eq!(layout_digest(&out, "arm"), arm64.digest);
+    assert_eq!(
+        layout_blob(&out, &arm64.layers[0].digest),
+        arm64.layers[0].bytes
+    );
 }
