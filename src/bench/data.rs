@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 
 /// Length of the repeated pattern and the largest frame a body yields.
@@ -241,9 +241,6 @@ impl Body for ReqBody {
         SizeHint::with_exact(self.len())
     }
 }
-
-/// Shared handle so workloads can hand blobs around cheaply.
-pub type SharedCorpus = Arc<Corpus>;
 
 #[cfg(test)]
 mod tests {

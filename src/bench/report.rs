@@ -90,7 +90,7 @@ pub fn latency(samples_us: &mut [u64]) -> Latency {
 /// `1MiB`, `100MiB`, `1GiB`, `1536KiB`, `1000B`: exact binary units.
 pub fn fmt_size(bytes: u64) -> String {
     for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }
@@ -276,11 +276,11 @@ mod tests {
         assert!(head.starts_with("workload "));
         assert_eq!(
             lines[4],
-            "push-monolithic 1MiB   1234       0    617   12.3    0.50    12.3     457    1000"
+            "push-monolithic 1MiB  1234       0    617  12.3    0.50    12.3     457    1000"
         );
         // MB/s is a dash when nothing moved; every row as wide as the header.
         assert!(lines[5].starts_with("catalog "));
-        assert!(lines[5].contains("    617      -  "));
+        assert!(lines[5].contains("    617     -  "));
         assert_eq!(lines[4].len(), head.len());
         assert_eq!(lines[5].len(), head.len());
     }

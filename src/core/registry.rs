@@ -11,7 +11,7 @@ use super::upload::{self, ByteStream, Sessions};
 use crate::metadata::{
     CommitBlob, ManifestRecord, MetadataStore, PutManifest, Referrer, StoredBlob, UploadSession,
 };
-use crate::storage::{BlobStore, BoxRead};
+use crate::storage::{BlobStore, ChunkStream};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -40,7 +40,7 @@ pub struct BlobBody {
     pub size: u64,
     /// `(start, len)` when a range was requested.
     pub range: Option<(u64, u64)>,
-    pub reader: BoxRead,
+    pub chunks: ChunkStream,
 }
 
 /// A stored manifest and the digest it was stored under.
@@ -157,7 +157,7 @@ impl Registry {
         Ok(BlobBody {
             size,
             range: resolved,
-            reader: read.reader,
+            chunks: read.chunks,
         })
     }
 

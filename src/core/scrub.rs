@@ -5,9 +5,9 @@ use super::digest::{Algorithm, Digest};
 use super::error::{Error, Result};
 use crate::metadata::MetadataStore;
 use crate::storage::{BlobKey, BlobStore};
+use futures_util::StreamExt;
 use serde::Serialize;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 
 #[derive(Debug, Default, Serialize)]
 pub struct ScrubReport {
@@ -55,20 +55,13 @@ async fn hash_object(
     else {
         return Ok(None);
     };
-    let mut reader = read.reader;
+    let mut chunks = read.chunks;
     let mut hasher = alg.hasher();
-    let mut buf = vec![0u8; 1 << 20];
     let mut len = 0u64;
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .await
-            .map_err(|e| Error::internal("scrub read", e))?;
-        if n == 0 {
-            break;
-        }
-        len += n as u64;
-        hasher.update(&buf[..n]);
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| Error::internal("scrub read", e))?;
+        len += chunk.len() as u64;
+        hasher.update(&chunk);
     }
     Ok(Some((hasher.finish(), len)))
 }

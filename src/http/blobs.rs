@@ -8,10 +8,6 @@ use crate::core::range::ByteRange;
 use axum::body::Body;
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio_util::io::ReaderStream;
-
-/// Read size for blob bodies: large reads, few syscalls.
-const READ_CHUNK: usize = 256 << 10;
 
 pub async fn get(ctx: &Ctx, repo: &RepoName, digest: &Digest, req: &Req) -> ApiResult {
     let head = req.method == Method::HEAD;
@@ -27,7 +23,7 @@ pub async fn get(ctx: &Ctx, repo: &RepoName, digest: &Digest, req: &Req) -> ApiR
         Some((_, len)) => (StatusCode::PARTIAL_CONTENT, len),
         None => (StatusCode::OK, blob.size),
     };
-    let body = Body::from_stream(ReaderStream::with_capacity(blob.reader, READ_CHUNK));
+    let body = Body::from_stream(blob.chunks);
     let mut resp = (status, body).into_response();
     blob_headers(&mut resp, digest, len);
     if let Some((start, len)) = blob.range {

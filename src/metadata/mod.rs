@@ -6,6 +6,8 @@
 //! is one transaction, and each method states what it checks inside it, so a
 //! PostgreSQL implementation can give the same guarantees.
 
+#[cfg(test)]
+mod query_plans;
 pub mod sqlite;
 mod sqlite_gc;
 

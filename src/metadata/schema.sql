@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS manifests (
     created_at    INTEGER NOT NULL,
     PRIMARY KEY (repo_id, digest)
 ) WITHOUT ROWID;
+-- Whether any repository still has a manifest (its body goes with the last).
+CREATE INDEX IF NOT EXISTS manifests_by_digest ON manifests (digest);
 CREATE INDEX IF NOT EXISTS manifests_by_subject ON manifests (repo_id, subject) WHERE subject IS NOT NULL;
 
 -- What each manifest names: config, layers, children (the GC's edges).

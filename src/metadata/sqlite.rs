@@ -46,7 +46,10 @@ impl SqliteMetadata {
     /// Open (creating if needed) the database at `path`. `policy` sets when
     /// removed references are reviewed by the collector.
     pub fn open(path: &Path, policy: GcPolicy) -> Result<SqliteMetadata> {
-        let conn = Connection::open(path).map_err(db_err)?;
+        #[allow(unused_mut)] // mutated only by the query-plan test's tracer
+        let mut conn = Connection::open(path).map_err(db_err)?;
+        #[cfg(test)]
+        super::query_plans::trace(&mut conn);
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
@@ -85,13 +88,16 @@ impl SqliteMetadata {
             let conn = match pool.lock().ok().and_then(|mut p| p.pop()) {
                 Some(c) => c,
                 None => {
-                    let c = Connection::open_with_flags(
+                    #[allow(unused_mut)]
+                    let mut c = Connection::open_with_flags(
                         &path,
                         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                     )
                     .map_err(db_err)?;
                     c.busy_timeout(std::time::Duration::from_secs(10))
                         .map_err(db_err)?;
+                    #[cfg(test)]
+                    super::query_plans::trace(&mut c);
                     c
                 }
             };
@@ -131,10 +137,9 @@ impl SqliteMetadata {
 }
 
 fn repo_id(conn: &Connection, repo: &str) -> rusqlite::Result<Option<i64>> {
-    conn.query_row("SELECT id FROM repositories WHERE name = ?1", [repo], |r| {
-        r.get(0)
-    })
-    .optional()
+    conn.prepare_cached("SELECT id FROM repositories WHERE name = ?1")?
+        .query_row([repo], |r| r.get(0))
+        .optional()
 }
 
 fn ensure_repo(tx: &Transaction, repo: &str) -> rusqlite::Result<i64> {
@@ -196,20 +201,19 @@ impl MetadataStore for SqliteMetadata {
         let (repo, digest) = (repo.to_string(), digest.to_string());
         let row = self
             .read(move |c| {
-                c.query_row(
+                c.prepare_cached(
                     "SELECT b.size, b.key, b.corrupt FROM repositories r
                      JOIN repo_blobs l ON l.repo_id = r.id AND l.digest = ?2
                      JOIN blobs b ON b.digest = l.digest
                      WHERE r.name = ?1",
-                    params![repo, digest],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, bool>(2)?,
-                        ))
-                    },
-                )
+                )?
+                .query_row(params![repo, digest], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, bool>(2)?,
+                    ))
+                })
                 .optional()
             })
             .await?;
@@ -511,16 +515,13 @@ impl MetadataStore for SqliteMetadata {
         let (repo, digest) = (repo.to_string(), digest.to_string());
         let row = self
             .read(move |c| {
-                c.query_row(
-                    &format!(
-                        "SELECT {MANIFEST_COLUMNS} FROM repositories r
+                c.prepare_cached(&format!(
+                    "SELECT {MANIFEST_COLUMNS} FROM repositories r
                          JOIN manifests m ON m.repo_id = r.id AND m.digest = ?2
                          JOIN manifest_bodies b ON b.digest = m.digest
                          WHERE r.name = ?1"
-                    ),
-                    params![repo, digest],
-                    manifest_row,
-                )
+                ))?
+                .query_row(params![repo, digest], manifest_row)
                 .optional()
             })
             .await?;
@@ -531,17 +532,14 @@ impl MetadataStore for SqliteMetadata {
         let (repo, tag) = (repo.to_string(), tag.to_string());
         let row = self
             .read(move |c| {
-                c.query_row(
-                    &format!(
-                        "SELECT {MANIFEST_COLUMNS} FROM repositories r
+                c.prepare_cached(&format!(
+                    "SELECT {MANIFEST_COLUMNS} FROM repositories r
                          JOIN tags t ON t.repo_id = r.id AND t.name = ?2
                          JOIN manifests m ON m.repo_id = r.id AND m.digest = t.digest
                          JOIN manifest_bodies b ON b.digest = m.digest
                          WHERE r.name = ?1"
-                    ),
-                    params![repo, tag],
-                    manifest_row,
-                )
+                ))?
+                .query_row(params![repo, tag], manifest_row)
                 .optional()
             })
             .await?;

@@ -62,12 +62,15 @@ impl BlobKey {
     }
 }
 
-/// An open read of a stored blob, positioned at the start of the requested
-/// range and limited to its end.
+/// The bytes of a stored blob, as a stream of large chunks: an HTTP body
+/// sends each chunk as it is, with no copy into another buffer.
+pub type ChunkStream = futures_util::stream::BoxStream<'static, io::Result<bytes::Bytes>>;
+
+/// An open read of a stored blob: the bytes of the requested range.
 pub struct BlobRead {
     /// Size of the whole blob as stored.
     pub stored_len: u64,
-    pub reader: BoxRead,
+    pub chunks: ChunkStream,
 }
 
 /// Appends to an upload's staging object.
