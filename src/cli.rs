@@ -364,3 +364,60 @@ mod tests {
         assert_eq!(t, "a      n\nx     10\nlong   2\n");
     }
 }
+
+/// `berth htpasswd FILE USER`: add or replace a user's bcrypt entry, with
+/// the password read from the first line of `password_input` (stdin).
+pub fn htpasswd(
+    file: &std::path::Path,
+    user: &str,
+    mut password_input: impl std::io::BufRead,
+) -> Result<String, String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut password = String::new();
+    password_input
+        .read_line(&mut password)
+        .map_err(|e| format!("reading the password: {e}"))?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err("the password is empty (give it on standard input)".into());
+    }
+    let entry = crate::auth::htpasswd::Htpasswd::entry(user, password)?;
+    let old = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("reading {}: {e}", file.display())),
+    };
+    let mut replaced = false;
+    let mut lines: Vec<String> = old
+        .lines()
+        .map(|l| {
+            if l.split_once(':').is_some_and(|(u, _)| u == user) {
+                replaced = true;
+                entry.clone()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    if !replaced {
+        lines.push(entry);
+    }
+    let tmp = file.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all((lines.join("\n") + "\n").as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, file)
+    };
+    write().map_err(|e| format!("writing {}: {e}", file.display()))?;
+    Ok(format!(
+        "{} {user} in {}",
+        if replaced { "updated" } else { "added" },
+        file.display()
+    ))
+}

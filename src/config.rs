@@ -3,6 +3,7 @@
 
 use crate::core::gc::GcPolicy;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +18,126 @@ pub struct Config {
     pub log: LogConfig,
     pub limits: LimitsConfig,
     pub gc: GcConfig,
+    pub auth: AuthConfig,
+    /// Serve HTTPS with these files; absent: plain HTTP.
+    pub tls: Option<TlsConfig>,
+}
+
+/// Certificate chain and private key, PEM; re-read on SIGHUP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// How callers prove who they are.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Everyone may do everything (the default, for a registry on loopback).
+    #[default]
+    None,
+    /// HTTP Basic against the htpasswd file.
+    Basic,
+    /// Docker/OCI bearer tokens (built-in issuer or a trusted external one).
+    Token,
+}
+
+/// `[auth]`: users, groups, admins and per-repository policies.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    /// An htpasswd file with bcrypt entries (`htpasswd -B`).
+    pub htpasswd: Option<PathBuf>,
+    /// Users who may do everything everywhere.
+    pub admins: Vec<String>,
+    /// Group name -> member user names.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// `[[auth.policy]]` entries; the most specific pattern decides.
+    pub policy: Vec<PolicyRule>,
+    pub token: TokenConfig,
+    pub login: LoginLimits,
+}
+
+/// One `[[auth.policy]]`: a repository pattern and who may do what there.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyRule {
+    /// A name pattern: `team-a/**`, `*/app`, `exact/name`.
+    pub repositories: String,
+    /// Actions (pull, push, delete, *) for everyone, logged in or not.
+    pub anonymous: Vec<String>,
+    /// Actions for every logged-in user.
+    pub authenticated: Vec<String>,
+    /// User name -> actions.
+    pub users: BTreeMap<String, Vec<String>>,
+    /// Group name -> actions.
+    pub groups: BTreeMap<String, Vec<String>>,
+}
+
+/// `[auth.token]`: the bearer token scheme.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    /// Serve `/auth/token` and issue tokens to htpasswd users.
+    pub builtin: bool,
+    /// Where clients get tokens; default: this server's `/auth/token`, at
+    /// the host the client used.
+    pub realm: Option<String>,
+    /// The `service` of the challenge and the tokens' audience.
+    pub service: String,
+    /// The tokens' issuer (`iss`), checked on every token.
+    pub issuer: String,
+    /// The built-in issuer's key (PKCS#8 PEM, EC P-256); created on first
+    /// start when absent. Default: `<data_dir>/token-signing-key.pem`.
+    pub signing_key: Option<PathBuf>,
+    /// Lifetime of issued tokens.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Public keys (PEM: RSA, EC or Ed25519) of external issuers to trust.
+    pub trusted_keys: Vec<PathBuf>,
+    /// A JWKS file of external issuers' keys to trust.
+    pub jwks: Option<PathBuf>,
+}
+
+impl Default for TokenConfig {
+    fn default() -> TokenConfig {
+        TokenConfig {
+            builtin: true,
+            realm: None,
+            service: "berth".into(),
+            issuer: "berth".into(),
+            signing_key: None,
+            ttl: Duration::from_secs(300),
+            trusted_keys: Vec::new(),
+            jwks: None,
+        }
+    }
+}
+
+/// `[auth.login]`: the brake on password guessing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginLimits {
+    /// Failed logins allowed per client address, and per user, in `window`.
+    pub max_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Every failed login is answered only after this delay.
+    #[serde(with = "humantime_serde")]
+    pub failure_delay: Duration,
+}
+
+impl Default for LoginLimits {
+    fn default() -> LoginLimits {
+        LoginLimits {
+            max_failures: 10,
+            window: Duration::from_secs(60),
+            failure_delay: Duration::from_millis(500),
+        }
+    }
 }
 
 /// Garbage collection policy; see `berth.example.toml` for each key.
@@ -97,6 +218,20 @@ pub struct LimitsConfig {
     pub max_manifest_bytes: usize,
     /// Largest blob accepted, in bytes; 0 means no limit.
     pub max_blob_bytes: u64,
+    /// Largest request head (request line and headers), in bytes (431).
+    pub max_header_bytes: usize,
+    /// A client has this long to send a request's headers (slow-loris).
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A request body that sends nothing for this long fails.
+    #[serde(with = "humantime_serde")]
+    pub body_idle_timeout: Duration,
+    /// Open upload sessions, in all (429 beyond).
+    pub max_upload_sessions: u64,
+    /// Open upload sessions per user, or per address for anonymous callers.
+    pub max_upload_sessions_per_client: u64,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -107,6 +242,8 @@ impl Default for Config {
             log: LogConfig::default(),
             limits: LimitsConfig::default(),
             gc: GcConfig::default(),
+            auth: AuthConfig::default(),
+            tls: None,
         }
     }
 }
@@ -125,6 +262,12 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_manifest_bytes: 4 << 20,
             max_blob_bytes: 0,
+            max_header_bytes: 64 << 10,
+            header_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(120),
+            max_upload_sessions: 10_000,
+            max_upload_sessions_per_client: 1_000,
+            max_connections: 4_096,
         }
     }
 }
@@ -148,6 +291,8 @@ impl Config {
                 0 => u64::MAX,
                 n => n,
             },
+            max_upload_sessions: self.limits.max_upload_sessions,
+            max_upload_sessions_per_client: self.limits.max_upload_sessions_per_client,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! - [`http`]: the OCI Distribution API over the core;
 //! - [`server`]: wiring them together for `berth serve`.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -29,6 +29,18 @@ enum Command {
     Du(DuArgs),
     /// Load-test an OCI registry (berth or any other) and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Add a user to an htpasswd file, or change their password (read from
+    /// standard input), with a bcrypt hash.
+    Htpasswd(HtpasswdArgs),
+}
+
+#[derive(Args)]
+#[command(after_help = "Example:\n  echo 's3cret' | berth htpasswd /etc/berth/htpasswd alice")]
+struct HtpasswdArgs {
+    /// The htpasswd file (created if missing, readable by its owner only).
+    file: PathBuf,
+    /// The user name.
+    user: String,
 }
 
 /// Settings shared by every command that opens the data directory.
@@ -55,6 +67,22 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:5000]; port 0 picks a free port.
     #[arg(long, env = "BERTH_LISTEN", value_name = "ADDR:PORT")]
     listen: Option<SocketAddr>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(
+        long,
+        env = "BERTH_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        env = "BERTH_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
     /// How long uploaded or mounted blobs stay without a manifest naming
     /// them [default: 1h].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -167,6 +195,9 @@ fn main() -> ExitCode {
             if let Some(d) = args.gc_delay {
                 config.gc.delay = d;
             }
+            if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+                config.tls = Some(berth::config::TlsConfig { cert, key });
+            }
             init_logging(&config);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -175,6 +206,8 @@ fn main() -> ExitCode {
             runtime.block_on(berth::server::serve(config))
         }),
         Command::Bench(args) => bench::run(args),
+        Command::Htpasswd(a) => berth::cli::htpasswd(&a.file, &a.user, std::io::stdin().lock())
+            .map(|msg| eprintln!("berth: {msg}")),
         Command::Gc(a) => maintenance(&a.common, async |c| {
             berth::cli::gc(&c, a.dry_run, a.json).await
         }),

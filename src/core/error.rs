@@ -17,6 +17,8 @@ pub enum Code {
     NameUnknown,
     SizeInvalid,
     Unsupported,
+    /// No credentials, or credentials that do not verify (401).
+    Unauthorized,
     Denied,
     TooManyRequests,
     /// The upload offset does not match: a `Content-Range` that does not start
@@ -44,6 +46,7 @@ impl Code {
             Code::NameUnknown => "NAME_UNKNOWN",
             Code::SizeInvalid | Code::TooLarge | Code::RangeNotSatisfiable => "SIZE_INVALID",
             Code::Unsupported => "UNSUPPORTED",
+            Code::Unauthorized => "UNAUTHORIZED",
             Code::Denied => "DENIED",
             Code::TooManyRequests => "TOOMANYREQUESTS",
             Code::Internal => "UNKNOWN",

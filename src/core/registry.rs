@@ -24,6 +24,10 @@ pub struct Limits {
     pub max_manifest_bytes: usize,
     /// Largest blob accepted, in bytes.
     pub max_blob_bytes: u64,
+    /// Open upload sessions, in all.
+    pub max_upload_sessions: u64,
+    /// Open upload sessions per client (user name, or address).
+    pub max_upload_sessions_per_client: u64,
 }
 
 impl Default for Limits {
@@ -31,6 +35,45 @@ impl Default for Limits {
         Limits {
             max_manifest_bytes: 4 << 20,
             max_blob_bytes: u64::MAX,
+            max_upload_sessions: 10_000,
+            max_upload_sessions_per_client: 1_000,
+        }
+    }
+}
+
+/// Repositories a mount without `from` looks at, at most, for one the
+/// caller may read: the cost of a mount stays bounded however many
+/// repositories hold a popular base layer.
+const MOUNT_CANDIDATES: usize = 100;
+
+/// Repository names one filtered catalog request reads at most.
+pub const CATALOG_SCAN: usize = 10_000;
+
+/// A cross-repository mount request (`POST ?mount=<digest>[&from=<repo>]`).
+#[derive(Clone, Copy)]
+pub struct Mount<'a> {
+    pub digest: &'a Digest,
+    /// The source repository; `None` for automatic content discovery.
+    pub from: Option<&'a RepoName>,
+    /// Without `from`: which repositories may be the source (the caller's
+    /// pull rights, decided by auth in front of the core). `None`: any.
+    pub allowed: Option<&'a (dyn Fn(&str) -> bool + Sync)>,
+}
+
+impl<'a> Mount<'a> {
+    pub fn from(digest: &'a Digest, from: &'a RepoName) -> Mount<'a> {
+        Mount {
+            digest,
+            from: Some(from),
+            allowed: None,
+        }
+    }
+
+    pub fn anywhere(digest: &'a Digest) -> Mount<'a> {
+        Mount {
+            digest,
+            from: None,
+            allowed: None,
         }
     }
 }
@@ -172,25 +215,70 @@ impl Registry {
 
     // ---- uploads -----------------------------------------------------
 
-    /// Open an upload session, or mount a blob from another repository.
-    /// `mount` with `from = None` mounts from any repository holding it.
+    /// Open an upload session for `client` (a user name or address, for
+    /// the per-client session cap), or mount a blob from another repository
+    /// when `mount` names one that can serve it.
     pub async fn start_upload(
         &self,
         repo: &RepoName,
-        mount: Option<(&Digest, Option<&RepoName>)>,
+        mount: Option<Mount<'_>>,
+        client: &str,
     ) -> Result<UploadStart> {
-        if let Some((digest, from)) = mount {
-            if self.meta.mount_blob(repo, digest, from).await?.is_some() {
-                return Ok(UploadStart::Created(digest.clone()));
+        if let Some(m) = mount {
+            if self.mount(repo, m).await? {
+                return Ok(UploadStart::Created(m.digest.clone()));
             }
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
-        self.meta.create_upload(&id, repo).await?;
+        let opened = self
+            .meta
+            .create_upload(
+                &id,
+                repo,
+                client,
+                self.limits.max_upload_sessions,
+                self.limits.max_upload_sessions_per_client,
+            )
+            .await?;
+        if !opened {
+            return Err(Error::new(
+                Code::TooManyRequests,
+                "too many open upload sessions; finish or cancel some first",
+            ));
+        }
         Ok(UploadStart::Session(UploadSession {
             id,
             repo: repo.clone(),
             size: 0,
         }))
+    }
+
+    /// Link `m.digest` into `repo` from an allowed source; false when no
+    /// such source holds it.
+    async fn mount(&self, repo: &RepoName, m: Mount<'_>) -> Result<bool> {
+        let source = match (m.from, m.allowed) {
+            (Some(from), _) => Some(from.clone()),
+            (None, None) => None,
+            (None, Some(allowed)) => {
+                let candidates = self
+                    .meta
+                    .repos_with_blob(m.digest, MOUNT_CANDIDATES)
+                    .await?;
+                match candidates
+                    .iter()
+                    .find(|r| allowed(r))
+                    .and_then(|r| RepoName::parse(r))
+                {
+                    Some(r) => Some(r),
+                    None => return Ok(false),
+                }
+            }
+        };
+        Ok(self
+            .meta
+            .mount_blob(repo, m.digest, source.as_ref())
+            .await?
+            .is_some())
     }
 
     /// A monolithic upload: the whole blob in one request, checked against
@@ -456,6 +544,48 @@ impl Registry {
             .list_repositories(last, n.saturating_add(1))
             .await?;
         Ok(page(&mut items, n))
+    }
+
+    /// The catalog as `show` sees it: only names it accepts. One call reads
+    /// at most [`CATALOG_SCAN`] names, so a caller who may see few of many
+    /// repositories gets a short page with a `next` to continue from,
+    /// rather than a request whose cost grows with the registry.
+    pub async fn catalog_where(
+        &self,
+        last: Option<&str>,
+        n: usize,
+        show: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Page> {
+        let mut items = Vec::new();
+        let mut cursor = last.map(str::to_owned);
+        let mut scanned = 0;
+        let batch_size = n.saturating_add(1).clamp(100, 1000);
+        loop {
+            let batch = self
+                .meta
+                .list_repositories(cursor.as_deref(), batch_size)
+                .await?;
+            let more = batch.len() == batch_size;
+            for name in batch {
+                scanned += 1;
+                cursor = Some(name.clone());
+                if show(&name) {
+                    items.push(name);
+                    if items.len() > n {
+                        return Ok(page(&mut items, n));
+                    }
+                }
+            }
+            if !more {
+                return Ok(Page { items, next: None });
+            }
+            if scanned >= CATALOG_SCAN {
+                return Ok(Page {
+                    items,
+                    next: cursor,
+                });
+            }
+        }
     }
 
     pub async fn referrers(

@@ -2,6 +2,7 @@
 
 use super::error::{err, ApiResult};
 use super::{set_header, Ctx, Req};
+use crate::auth::Caller;
 use crate::core::digest::Digest;
 use crate::core::error::Code;
 use crate::core::manifest::OCI_INDEX;
@@ -46,7 +47,14 @@ pub async fn tags(ctx: &Ctx, repo: &RepoName, req: &Req) -> ApiResult {
 
 pub async fn catalog(ctx: &Ctx, req: &Req) -> ApiResult {
     let n = page_size(req)?;
-    let page = ctx.registry.catalog(req.param("last"), n).await?;
+    let page = if matches!(req.caller, Caller::Unrestricted) {
+        ctx.registry.catalog(req.param("last"), n).await?
+    } else {
+        let shows = |r: &str| ctx.auth.catalog_shows(&req.caller, r);
+        ctx.registry
+            .catalog_where(req.param("last"), n, &shows)
+            .await?
+    };
     let body = json!({ "repositories": page.items });
     Ok(listing(body, &page, "/v2/_catalog", n))
 }

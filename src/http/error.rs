@@ -17,6 +17,7 @@ pub fn status(code: Code) -> StatusCode {
         | Code::NameInvalid
         | Code::SizeInvalid => StatusCode::BAD_REQUEST,
         Code::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
+        Code::Unauthorized => StatusCode::UNAUTHORIZED,
         Code::Denied => StatusCode::FORBIDDEN,
         Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         Code::RangeInvalid | Code::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,

@@ -2,7 +2,9 @@
 //! It parses and validates requests, and turns results into the spec's
 //! responses; all registry logic lives in the core.
 
+pub mod auth;
 mod blobs;
+mod body;
 mod discovery;
 pub mod error;
 mod log;
@@ -10,6 +12,7 @@ mod manifests;
 pub mod routes;
 mod uploads;
 
+use crate::auth::{Auth, Caller};
 use crate::core::digest::Digest;
 use crate::core::error::Code;
 use crate::core::metrics::GcMetrics;
@@ -22,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use error::{err, ApiError, ApiResult};
 use routes::Route;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
@@ -30,13 +34,39 @@ pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 pub struct Ctx {
     pub registry: Arc<Registry>,
     pub gc_metrics: Arc<GcMetrics>,
+    pub auth: Arc<Auth>,
+    pub limits: HttpLimits,
+    /// Served over TLS (for the token realm's scheme).
+    pub tls: bool,
 }
 
-/// A request's parts, after routing.
+/// Limits the HTTP layer enforces itself.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// Request line plus headers, in bytes (431 beyond).
+    pub max_header_bytes: usize,
+    /// A request body that sends nothing this long fails.
+    pub body_idle_timeout: std::time::Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits {
+            max_header_bytes: 64 << 10,
+            body_idle_timeout: std::time::Duration::from_secs(120),
+        }
+    }
+}
+
+/// A request's parts, after routing and authentication.
 pub struct Req {
     pub method: Method,
     pub headers: HeaderMap,
     pub query: Vec<(String, String)>,
+    pub caller: Caller,
+    /// The user name, or the address, of the caller: who per-client limits
+    /// count against.
+    pub client: String,
 }
 
 impl Req {
@@ -53,13 +83,10 @@ impl Req {
     }
 }
 
-/// Build the application: one handler for all of `/v2/`, wrapped in the
-/// request log and the API version header.
-pub fn app(registry: Arc<Registry>, gc_metrics: Arc<GcMetrics>) -> Router {
-    let ctx = Arc::new(Ctx {
-        registry,
-        gc_metrics,
-    });
+/// Build the application: one handler for all of `/v2/` (and the token
+/// endpoint), wrapped in the request log and the API version header.
+pub fn app(ctx: Ctx) -> Router {
+    let ctx = Arc::new(ctx);
     Router::new()
         .fallback(dispatch)
         .with_state(ctx)
@@ -67,29 +94,67 @@ pub fn app(registry: Arc<Registry>, gc_metrics: Arc<GcMetrics>) -> Router {
 }
 
 async fn dispatch(State(ctx): State<Arc<Ctx>>, request: Request) -> Response {
+    let mut resp = respond(&ctx, request).await;
+    resp.headers_mut()
+        .insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
+    resp
+}
+
+async fn respond(ctx: &Ctx, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    if parts.uri.path() == "/metrics" && parts.method == Method::GET {
-        return metrics(&ctx).await;
+    if let Some(resp) = body::head_too_large(&parts, ctx.limits.max_header_bytes) {
+        return resp;
     }
-    let route = routes::parse(parts.uri.path());
+    let body = body::with_idle_timeout(&parts.method, body, ctx.limits.body_idle_timeout);
+    let client_ip = parts
+        .extensions
+        .get::<auth::ClientAddr>()
+        .map(|a| a.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let path = parts.uri.path();
+    if path == "/metrics" && parts.method == Method::GET {
+        return metrics(ctx).await;
+    }
     let query = parts
         .uri
         .query()
         .map(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default())
         .unwrap_or_default();
+    if path == "/auth/token" {
+        return auth::token_endpoint(ctx, &parts.method, &parts.headers, &query, client_ip, body)
+            .await;
+    }
+    let Some(route) = routes::parse(path) else {
+        return err(Code::NameUnknown, "no such endpoint").into_response();
+    };
+    let caller = match auth::authenticate(ctx, &parts.headers, client_ip).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let need = auth::need(&route, &parts.method);
+    if let auth::Need::Repo(name, _) = need {
+        // A name that cannot exist is refused the same to everyone.
+        if let Err(e) = repo(name) {
+            return e.into_response();
+        }
+    }
+    if let Some(resp) = auth::refusal(ctx, &caller, &need, &parts.headers) {
+        return resp;
+    }
+    let client = match caller.name() {
+        Some(n) => format!("user {n}"),
+        None => format!("addr {client_ip}"),
+    };
     let req = Req {
         method: parts.method,
         headers: parts.headers,
         query,
+        caller,
+        client,
     };
-    let result = match route {
-        Some(route) => handle(&ctx, route, req, body).await,
-        None => Err(err(Code::NameUnknown, "no such endpoint")),
-    };
-    let mut resp = result.unwrap_or_else(IntoResponse::into_response);
-    resp.headers_mut()
-        .insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
-    resp
+    handle(ctx, route, req, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn handle(ctx: &Ctx, route: Route<'_>, req: Req, body: Body) -> ApiResult {

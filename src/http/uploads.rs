@@ -3,9 +3,10 @@
 
 use super::error::{err, ApiError, ApiResult};
 use super::{body_stream, digest, set_header, Ctx, Req};
+use crate::auth::{Actions, Caller};
 use crate::core::error::Code;
 use crate::core::names::RepoName;
-use crate::core::registry::UploadStart;
+use crate::core::registry::{Mount, UploadStart};
 use crate::metadata::UploadSession;
 use axum::body::Body;
 use axum::http::{header, StatusCode};
@@ -13,22 +14,22 @@ use axum::response::{IntoResponse, Response};
 
 pub async fn start(ctx: &Ctx, repo: &RepoName, req: &Req, body: Body) -> ApiResult {
     if let Some(d) = req.param("mount") {
-        let mount = digest(d)?;
-        // A `from` that is not a valid name cannot hold the blob: fall back
-        // to a session, as for any mount that cannot be served.
-        let out = match req.param("from").map(RepoName::parse) {
-            None => {
-                ctx.registry
-                    .start_upload(repo, Some((&mount, None)))
-                    .await?
-            }
-            Some(Some(from)) => {
-                ctx.registry
-                    .start_upload(repo, Some((&mount, Some(&from))))
-                    .await?
-            }
-            Some(None) => ctx.registry.start_upload(repo, None).await?,
+        let digest = digest(d)?;
+        // A mount reads the source: without pull rights on it (or with a
+        // `from` that is not a valid name) the client gets a session, as
+        // for any mount that cannot be served, and learns nothing.
+        let may_pull = |r: &str| ctx.auth.actions(&req.caller, r).contains(Actions::PULL);
+        let unrestricted = matches!(req.caller, Caller::Unrestricted);
+        let from = req.param("from").map(RepoName::parse);
+        let mount = match &from {
+            None => Some(Mount {
+                allowed: (!unrestricted).then_some(&may_pull as &(dyn Fn(&str) -> bool + Sync)),
+                ..Mount::anywhere(&digest)
+            }),
+            Some(Some(from)) if may_pull(from.as_str()) => Some(Mount::from(&digest, from)),
+            Some(_) => None,
         };
+        let out = ctx.registry.start_upload(repo, mount, &req.client).await?;
         return session_created(out, repo);
     }
     if let Some(d) = req.param("digest") {
@@ -38,7 +39,10 @@ pub async fn start(ctx: &Ctx, repo: &RepoName, req: &Req, body: Body) -> ApiResu
             .await?;
         return Ok(blob_created(repo, &d.to_string()));
     }
-    session_created(ctx.registry.start_upload(repo, None).await?, repo)
+    session_created(
+        ctx.registry.start_upload(repo, None, &req.client).await?,
+        repo,
+    )
 }
 
 fn session_created(out: UploadStart, repo: &RepoName) -> ApiResult {

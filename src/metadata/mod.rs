@@ -139,7 +139,20 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Remove `repo`'s link to a blob; false when there was none.
     async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;
 
-    async fn create_upload(&self, id: &str, repo: &RepoName) -> Result<()>;
+    /// Repositories that link a blob, up to `limit`, in name order.
+    async fn repos_with_blob(&self, digest: &Digest, limit: usize) -> Result<Vec<String>>;
+
+    /// Open an upload session for `client`, unless `max_total` sessions are
+    /// open, or `max_per_client` of this client's (checked in the same
+    /// transaction); false when refused.
+    async fn create_upload(
+        &self,
+        id: &str,
+        repo: &RepoName,
+        client: &str,
+        max_total: u64,
+        max_per_client: u64,
+    ) -> Result<bool>;
     async fn upload(&self, id: &str) -> Result<Option<UploadSession>>;
     /// Move a session's size from `from` to `to`; false when its size was
     /// not `from` (another request advanced it) or the session is gone.

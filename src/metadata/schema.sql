@@ -1,4 +1,4 @@
--- berth metadata schema, version 1. Times are milliseconds since the epoch. Plain SQL that carries over to PostgreSQL.
+-- berth metadata schema, version 2. Times are milliseconds since the epoch. Plain SQL that carries over to PostgreSQL.
 CREATE TABLE IF NOT EXISTS repositories (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -71,8 +71,11 @@ CREATE TABLE IF NOT EXISTS uploads (
     repo        TEXT NOT NULL,
     size        INTEGER NOT NULL,
     created_at  INTEGER NOT NULL,
-    updated_at  INTEGER NOT NULL
+    updated_at  INTEGER NOT NULL,
+    -- Who opened it (user name or address), for the per-client cap.
+    client      TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS uploads_by_client ON uploads (client);
 
 -- The garbage collector's review queue (see core::gc). `kind` is link,
 -- blob, manifest or upload; `repo_id` is 0 for global targets.

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 const SCHEMA: &str = include_str!("schema.sql");
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// Idle read connections kept open.
 const READ_POOL: usize = 16;
 
@@ -64,6 +64,11 @@ impl SqliteMetadata {
                 "metadata store",
                 format!("database schema {version} is newer than this berth ({SCHEMA_VERSION})"),
             ));
+        }
+        if version == 1 {
+            // Version 2 records who opened each upload session.
+            conn.execute_batch("ALTER TABLE uploads ADD COLUMN client TEXT NOT NULL DEFAULT ''")
+                .map_err(db_err)?;
         }
         conn.execute_batch(SCHEMA).map_err(db_err)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
@@ -346,16 +351,57 @@ impl MetadataStore for SqliteMetadata {
         .await
     }
 
-    async fn create_upload(&self, id: &str, repo: &RepoName) -> Result<()> {
-        let (id, repo) = (id.to_owned(), repo.to_string());
+    async fn repos_with_blob(&self, digest: &Digest, limit: usize) -> Result<Vec<String>> {
+        let digest = digest.to_string();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT r.name FROM repo_blobs l JOIN repositories r ON r.id = l.repo_id
+                 WHERE l.digest = ?1 ORDER BY r.name LIMIT ?2",
+            )?
+            .query_map(params![digest, limit as i64], |r| r.get(0))?
+            .collect()
+        })
+        .await
+    }
+
+    async fn create_upload(
+        &self,
+        id: &str,
+        repo: &RepoName,
+        client: &str,
+        max_total: u64,
+        max_per_client: u64,
+    ) -> Result<bool> {
+        let (id, repo, client) = (id.to_owned(), repo.to_string(), client.to_owned());
         let policy = self.policy.clone();
         self.write(move |tx| {
+            // Both counts stop at their cap: bounded by the limits, not by
+            // the registry.
+            let total: i64 = tx
+                .prepare_cached("SELECT COUNT(*) FROM (SELECT 1 FROM uploads LIMIT ?1)")?
+                .query_row([max_total as i64], |r| r.get(0))?;
+            let mine: i64 = tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM uploads WHERE client = ?1 LIMIT ?2)",
+                )?
+                .query_row(params![client, max_per_client as i64], |r| r.get(0))?;
+            if total as u64 >= max_total || mine as u64 >= max_per_client {
+                return Ok(false);
+            }
             let t = now();
             tx.execute(
-                "INSERT INTO uploads (id, repo, size, created_at, updated_at) VALUES (?1, ?2, 0, ?3, ?3)",
-                params![id, repo, t],
+                "INSERT INTO uploads (id, repo, size, client, created_at, updated_at)
+                 VALUES (?1, ?2, 0, ?3, ?4, ?4)",
+                params![id, repo, client, t],
             )?;
-            gc::enqueue(tx, gc::UPLOAD, 0, &id, t + policy.upload_expiry.as_millis() as i64)
+            gc::enqueue(
+                tx,
+                gc::UPLOAD,
+                0,
+                &id,
+                t + policy.upload_expiry.as_millis() as i64,
+            )?;
+            Ok(true)
         })
         .await
     }
