@@ -345,26 +345,6 @@ pub async fn du(config: &Config, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bytes_and_tables() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
-        let t = table(
-            &["a", "n"],
-            &[
-                vec!["x".into(), "10".into()],
-                vec!["long".into(), "2".into()],
-            ],
-        );
-        assert_eq!(t, "a      n\nx     10\nlong   2\n");
-    }
-}
-
 /// `berth htpasswd FILE USER`: add or replace a user's bcrypt entry, with
 /// the password read from the first line of `password_input` (stdin).
 pub fn htpasswd(
@@ -420,4 +400,24 @@ pub fn htpasswd(
         if replaced { "updated" } else { "added" },
         file.display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_and_tables() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+        let t = table(
+            &["a", "n"],
+            &[
+                vec!["x".into(), "10".into()],
+                vec!["long".into(), "2".into()],
+            ],
+        );
+        assert_eq!(t, "a      n\nx     10\nlong   2\n");
+    }
 }
