@@ -25,6 +25,8 @@ pub struct Berth {
     pub addr: String,
     pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
+    /// Holds the config file of [`Berth::start_with_config`].
+    _config: Option<tempfile::TempDir>,
     child: Option<Child>,
     extra_args: Vec<String>,
     log: Arc<Mutex<String>>,
@@ -43,6 +45,19 @@ impl Berth {
         b
     }
 
+    /// Start on a fresh temp data dir with `config` as its TOML config file
+    /// (kept outside the data directory, so snapshots do not see it).
+    pub fn start_with_config(config: &str, args: &[&str]) -> Berth {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("berth.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut all = vec!["--config", path.to_str().expect("utf-8 path")];
+        all.extend_from_slice(args);
+        let mut b = Berth::start_with_args(&all);
+        b._config = Some(dir);
+        b
+    }
+
     /// Start on `data_dir` (kept after the test).
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Berth {
         let mut b = Berth {
@@ -50,6 +65,7 @@ impl Berth {
             addr: String::new(),
             data_dir: data_dir.to_owned(),
             _temp: None,
+            _config: None,
             child: None,
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             log: Arc::new(Mutex::new(String::new())),
@@ -78,11 +94,12 @@ impl Berth {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(pos) = line.find("listening on http://") {
-                    let rest = &line[pos + "listening on http://".len()..];
+                if let Some(pos) = line.find("listening on ") {
+                    let url = &line[pos + "listening on ".len()..];
+                    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
                     let addr = rest.split('/').next().unwrap_or("").to_string();
                     if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr);
+                        let _ = tx.send((scheme.to_string(), addr));
                     }
                 }
                 let mut l = log.lock().unwrap();
@@ -90,7 +107,7 @@ impl Berth {
                 l.push('\n');
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        let (scheme, addr) = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
@@ -98,7 +115,7 @@ impl Berth {
             }
         };
         self.addr = addr.clone();
-        self.url = format!("http://{addr}");
+        self.url = format!("{scheme}://{addr}");
         self.child = Some(child);
     }
 
@@ -166,9 +183,15 @@ impl Drop for Berth {
 }
 
 fn unsafe_sigterm(pid: u32) {
+    send_signal(pid, "TERM");
+}
+
+/// `kill -<sig> <pid>` for a process the test started.
+pub fn send_signal(pid: u32, sig: &str) {
     let _ = Command::new("kill")
-        .arg("-TERM")
+        .arg(format!("-{sig}"))
         .arg(pid.to_string())
+        .stderr(Stdio::null())
         .status();
 }
 

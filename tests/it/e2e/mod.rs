@@ -125,13 +125,7 @@ pub fn have_python_module(module: &str) -> bool {
 }
 
 /// Send a signal to a process we started.
-pub fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .stderr(Stdio::null())
-        .status();
-}
+pub use crate::common::send_signal as signal;
 
 /// SIGTERM a daemon we started and reap it; SIGKILL if it has not gone
 /// within a minute (a safety net for a wedged daemon, not a timing check).
