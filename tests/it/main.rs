@@ -7,4 +7,6 @@ mod common;
 mod conformance;
 mod e2e;
 mod gc;
+mod hostile;
 mod invariants;
+mod tls;
