@@ -67,14 +67,14 @@ pub fn need<'a>(route: &Route<'a>, method: &Method) -> Need<'a> {
 }
 
 /// Credentials from an `Authorization` header.
-enum Credentials {
+pub(super) enum Credentials {
     None,
     Basic(String, String),
     Bearer(String),
     Malformed,
 }
 
-fn credentials(headers: &HeaderMap) -> Credentials {
+pub(super) fn credentials(headers: &HeaderMap) -> Credentials {
     let Some(v) = headers.get(header::AUTHORIZATION) else {
         return Credentials::None;
     };

@@ -7,6 +7,8 @@ mod blobs;
 mod body;
 mod discovery;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 mod log;
 mod manifests;
 pub mod routes;

@@ -84,7 +84,7 @@ pub async fn status(ctx: &Ctx, repo: &RepoName, id: &str) -> ApiResult {
 }
 
 /// Parse `Content-Range: <start>-<end>` (also `bytes <start>-<end>/<total>`).
-fn content_range(v: &str) -> Option<(u64, u64)> {
+pub(super) fn content_range(v: &str) -> Option<(u64, u64)> {
     let v = v.trim();
     let v = v.strip_prefix("bytes ").unwrap_or(v);
     let v = v.split('/').next()?;

@@ -7,7 +7,11 @@ push:   push FILE as an artifact with a `subject` (an image already in the
         the tags, the artifact's manifest, the referrers listing (through the
         client's own HTTP session; oras-py has no referrers call) and the
         pulled file.
+pull:   read back what push reads back, without pushing.
 delete: delete a tag with oras-py, then list the referrers again.
+
+With --username (the password in BERTH_E2E_PASSWORD), the client logs in:
+HTTP Basic with --auth-backend basic, bearer tokens with the default.
 
 With --chunk-size, push uploads the file in chunks (POST, PATCH..., PUT);
 without --subject-digest, the artifact has no subject and no referrers are
@@ -27,7 +31,7 @@ import oras.oci
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("action", choices=["push", "delete"])
+    p.add_argument("action", choices=["push", "pull", "delete"])
     p.add_argument("--registry", required=True, help="127.0.0.1:PORT")
     p.add_argument("--repo", required=True)
     p.add_argument("--tag", required=True)
@@ -41,9 +45,15 @@ def main():
     p.add_argument("--annotation", action="append", default=[], help="KEY=VALUE")
     p.add_argument("--chunk-size", type=int, help="chunked upload in pieces of this size")
     p.add_argument("--out", required=True)
+    p.add_argument("--username", help="log in as this user (password from BERTH_E2E_PASSWORD)")
+    p.add_argument("--auth-backend", default="token", choices=["token", "basic"])
     a = p.parse_args()
 
-    client = oras.client.OrasClient(hostname=a.registry, insecure=True)
+    client = oras.client.OrasClient(
+        hostname=a.registry, insecure=True, auth_backend=a.auth_backend
+    )
+    if a.username:
+        client.auth.set_basic_auth(a.username, os.environ["BERTH_E2E_PASSWORD"])
     target = f"{a.registry}/{a.repo}:{a.tag}"
     result = {"client_version": client.version(return_items=True)}
 
@@ -69,6 +79,7 @@ def main():
         )
         result["push_status"] = resp.status_code
         result["push_headers"] = {k.lower(): v for k, v in resp.headers.items()}
+    if a.action in ("push", "pull"):
         result["tags"] = client.get_tags(f"{a.registry}/{a.repo}")
         result["manifest"] = client.get_manifest(target)
         pulled_dir = os.path.join(os.getcwd(), "pulled")

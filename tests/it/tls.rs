@@ -14,14 +14,15 @@ type Ca = CertifiedIssuer<'static, KeyPair>;
 fn ca() -> Ca {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, "berth test CA");
+    p.distinguished_name
+        .push(DnType::CommonName, "berth test CA");
     CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
 }
 
 /// A server certificate for 127.0.0.1 named `cn`; returns its DER.
 fn issue(ca: &Ca, cn: &str, dir: &Path) -> Vec<u8> {
-    let mut p = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .unwrap();
+    let mut p =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
     p.distinguished_name.push(DnType::CommonName, cn);
     let key = KeyPair::generate().unwrap();
     let cert = p.signed_by(&key, ca).unwrap();
@@ -105,7 +106,14 @@ fn https_serves_http2_and_reloads_its_certificate_on_sighup() {
 
     // curl negotiates HTTP/2 by ALPN and verifies the chain.
     let out = Command::new("curl")
-        .args(["-sS", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}"])
+        .args([
+            "-sS",
+            "--http2",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+        ])
         .arg("--cacert")
         .arg(dir.path().join("ca.pem"))
         .arg(format!("{}/v2/", b.url))
@@ -166,7 +174,10 @@ fn a_missing_or_mismatched_key_is_a_clear_start_up_error() {
     issue(&ca, "one", dir.path());
     let other = KeyPair::generate().unwrap();
     std::fs::write(dir.path().join("other.key"), other.serialize_pem()).unwrap();
-    for (key, expect) in [("missing.key", "reading private key"), ("other.key", "does not match")] {
+    for (key, expect) in [
+        ("missing.key", "reading private key"),
+        ("other.key", "does not match"),
+    ] {
         let out = Command::new(env!("CARGO_BIN_EXE_berth"))
             .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
             .arg(dir.path().join("tls.crt"))

@@ -10,13 +10,13 @@ use std::process::{Child, Command, Stdio};
 
 /// A private Docker daemon, stopped (by its PID) and its files removed when
 /// dropped, also when the test fails.
-struct Dockerd {
+pub(super) struct Dockerd {
     child: Child,
     dir: tempfile::TempDir,
 }
 
 impl Dockerd {
-    fn start() -> Dockerd {
+    pub(super) fn start() -> Dockerd {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::create_dir_all(d.join("config")).unwrap();
@@ -70,11 +70,11 @@ impl Dockerd {
         dockerd
     }
 
-    fn docker(&self) -> Command {
+    pub(super) fn docker(&self) -> Command {
         docker_command(self.dir.path())
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(super) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 }
@@ -114,6 +114,15 @@ impl Drop for Dockerd {
     }
 }
 
+/// The manifest digest `docker push` reports.
+pub(super) fn pushed_digest(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.split("digest: ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no digest in docker push output:\n{out}"))
+        .to_string()
+}
+
 #[test]
 fn docker_build_push_pull() {
     if !have_tool("dockerd") || !have_tool("docker") {
@@ -138,13 +147,7 @@ fn docker_build_push_pull() {
         .args(["build", "--quiet", "--tag", &reference])
         .arg(&context));
     let id = run_text(docker().args(["image", "inspect", "--format", "{{.Id}}", &reference]));
-    let out = run_text(docker().args(["push", &reference]));
-    let pushed = out
-        .lines()
-        .find_map(|l| l.split("digest: ").nth(1))
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no digest in docker push output:\n{out}"))
-        .to_string();
+    let pushed = pushed_digest(&run_text(docker().args(["push", &reference])));
 
     // berth holds a Docker schema 2 manifest with the built config and one
     // layer carrying our file.

@@ -15,6 +15,7 @@
 //! - `ctr`: a private `containerd`: pull and push with `--plain-http`.
 //! - `oras`: an artifact with a `subject`, and the referrers API.
 
+mod auth;
 mod buildah;
 mod ctr;
 mod docker;
