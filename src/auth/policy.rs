@@ -327,6 +327,31 @@ mod tests {
         assert!(Policy::from_config(&c).unwrap_err().contains("not defined"));
     }
 
+    /// The policy example in the README means what the README says.
+    #[test]
+    fn readme_example_holds() {
+        let readme = include_str!("../../README.md");
+        let block = readme
+            .split("```toml\n")
+            .skip(1)
+            .find(|b| b.contains("[[auth.policy]]"))
+            .and_then(|b| b.split("```").next())
+            .unwrap();
+        let config: crate::config::Config = toml::from_str(block).unwrap();
+        let p = Policy::from_config(&config.auth).unwrap();
+        let all = Actions::ALL;
+        assert_eq!(p.actions(Some("alice"), "team-a/app"), all);
+        assert_eq!(p.actions(Some("carol"), "team-a/app"), Actions::PULL);
+        assert_eq!(p.actions(Some("bob"), "team-a/secrets"), Actions::NONE);
+        assert_eq!(
+            p.actions(Some("alice"), "team-a/secrets"),
+            Actions::PULL.union(Actions::PUSH)
+        );
+        assert_eq!(p.actions(None, "public/x"), Actions::PULL);
+        assert_eq!(p.actions(None, "team-a/app"), Actions::NONE);
+        assert_eq!(p.actions(Some("root"), "anything"), all);
+    }
+
     #[test]
     fn ties_go_to_the_first_written() {
         let c = AuthConfig {
