@@ -12,6 +12,7 @@
 #   uidmap                      newuidmap/newgidmap for podman and buildah
 #   golang-github-containers-common  policy.json, registries.conf
 #   python3 + oras 0.2.43 (PyPI)     tests/e2e/oras_referrer.py
+#   curl                        HTTP/2 and TLS checks (tests/it/tls.rs)
 # Benchmarks: docker-registry 2.8.2 (CNCF distribution, run side by side).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a
@@ -32,6 +33,7 @@ packages=(
     python3
     python3-pip
     ca-certificates
+    curl
 )
 
 missing=()

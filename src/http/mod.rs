@@ -147,6 +147,7 @@ async fn respond(ctx: &Ctx, request: Request) -> Response {
         Some(n) => format!("user {n}"),
         None => format!("addr {client_ip}"),
     };
+    let user = caller.name().map(|n| log::User(n.to_owned()));
     let req = Req {
         method: parts.method,
         headers: parts.headers,
@@ -154,9 +155,13 @@ async fn respond(ctx: &Ctx, request: Request) -> Response {
         caller,
         client,
     };
-    handle(ctx, route, req, body)
+    let mut resp = handle(ctx, route, req, body)
         .await
-        .unwrap_or_else(IntoResponse::into_response)
+        .unwrap_or_else(IntoResponse::into_response);
+    if let Some(u) = user {
+        resp.extensions_mut().insert(u);
+    }
+    resp
 }
 
 async fn handle(ctx: &Ctx, route: Route<'_>, req: Req, body: Body) -> ApiResult {
