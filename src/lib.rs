@@ -14,4 +14,5 @@ pub mod core;
 pub mod http;
 pub mod metadata;
 pub mod server;
+pub mod shards;
 pub mod storage;

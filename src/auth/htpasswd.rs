@@ -5,15 +5,16 @@
 //! remembered for a few minutes: a client that sends Basic credentials on
 //! every request pays bcrypt once. Failed checks are never cached.
 
+use crate::shards::Sharded;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// How long a verified password is trusted without bcrypt.
 const CACHE_TTL: Duration = Duration::from_secs(300);
-/// Remembered logins at most (the cache is cleared when full).
+/// Remembered logins at most.
 const CACHE_MAX: usize = 10_000;
 /// Cost of hashes `berth htpasswd` writes.
 pub const COST: u32 = 10;
@@ -29,7 +30,7 @@ pub struct Htpasswd {
     path: PathBuf,
     users: RwLock<Arc<HashMap<String, String>>>,
     /// sha256(user, password, hash) -> when it was verified.
-    cache: Mutex<HashMap<[u8; 32], Instant>>,
+    cache: Sharded<[u8; 32], Instant>,
 }
 
 /// Parse htpasswd text: `user:hash` lines; blank lines and `#` comments
@@ -81,7 +82,7 @@ impl Htpasswd {
         Ok(Htpasswd {
             path: path.to_owned(),
             users: RwLock::new(Arc::new(users)),
-            cache: Mutex::new(HashMap::new()),
+            cache: Sharded::new(CACHE_MAX),
         })
     }
 
@@ -90,7 +91,7 @@ impl Htpasswd {
         let users = load(&self.path)?;
         let n = users.len();
         *self.users.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(users);
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.cache.clear();
         Ok(n)
     }
 
@@ -114,8 +115,9 @@ impl Htpasswd {
             return false;
         };
         let key = cache_key(user, password, &hash);
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(&key).is_some_and(|t| t.elapsed() < CACHE_TTL)
+        self.cache
+            .get_cloned(&key)
+            .is_some_and(|t| t.elapsed() < CACHE_TTL)
     }
 
     /// Check a password with bcrypt, off the async runtime.
@@ -132,11 +134,11 @@ impl Htpasswd {
         let Some(hash) = known.filter(|_| ok) else {
             return false;
         };
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(cache_key(user, password, &hash), Instant::now());
+        self.cache.insert(
+            cache_key(user, password, &hash),
+            Instant::now(),
+            |t: &Instant| t.elapsed() >= CACHE_TTL,
+        );
         true
     }
 }

@@ -9,13 +9,14 @@
 use super::Actions;
 use crate::config::TokenConfig;
 use crate::core::names::RepoName;
+use crate::shards::Sharded;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
@@ -303,7 +304,7 @@ pub struct TokenVerifier {
     issuer: String,
     service: String,
     /// sha256(token) -> grant, until the token expires.
-    cache: Mutex<HashMap<[u8; 32], Arc<Grant>>>,
+    cache: Sharded<[u8; 32], Arc<Grant>>,
 }
 
 type KeyLoader = fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>;
@@ -391,7 +392,7 @@ impl TokenVerifier {
             keys,
             issuer: config.issuer.clone(),
             service: config.service.clone(),
-            cache: Mutex::new(HashMap::new()),
+            cache: Sharded::new(CACHE_MAX),
         })
     }
 
@@ -399,12 +400,9 @@ impl TokenVerifier {
     pub fn verify(&self, token: &str) -> Result<Arc<Grant>, String> {
         let id: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = now_secs();
-        {
-            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(g) = cache.get(&id) {
-                if g.expires + LEEWAY_SECS > now {
-                    return Ok(g.clone());
-                }
+        if let Some(g) = self.cache.get_cloned(&id) {
+            if g.expires + LEEWAY_SECS > now {
+                return Ok(g);
             }
         }
         let header =
@@ -426,14 +424,9 @@ impl TokenVerifier {
             match jsonwebtoken::decode::<Claims>(token, &k.key, &validation) {
                 Ok(data) => {
                     let grant = Arc::new(Grant::from_claims(data.claims, k.builtin));
-                    let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-                    if cache.len() >= CACHE_MAX {
-                        cache.retain(|_, g| g.expires + LEEWAY_SECS > now);
-                        if cache.len() >= CACHE_MAX {
-                            cache.clear();
-                        }
-                    }
-                    cache.insert(id, grant.clone());
+                    self.cache.insert(id, grant.clone(), |g: &Arc<Grant>| {
+                        g.expires + LEEWAY_SECS <= now
+                    });
                     return Ok(grant);
                 }
                 Err(e) => last = e.to_string(),
