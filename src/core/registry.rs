@@ -228,19 +228,7 @@ impl Registry {
         let slot = self.sessions.slot(id);
         let mut guard = slot.lock().await;
         let mut session = self.upload_status(repo, id).await?;
-        if let Some(start) = start {
-            if start != session.size {
-                let mut e = Error::new(
-                    Code::RangeInvalid,
-                    format!(
-                        "chunk starts at {start}, upload holds {} bytes",
-                        session.size
-                    ),
-                );
-                e.upload_size = Some(session.size);
-                return Err(e);
-            }
-        }
+        check_start(start, &session)?;
         let state = guard.take();
         let state = upload::append(
             &*self.blobs,
@@ -263,17 +251,21 @@ impl Registry {
         Ok(session)
     }
 
-    /// Close a session with an optional last chunk and verify `digest`.
+    /// Close a session with an optional last chunk (starting at `start`,
+    /// from `Content-Range`, which must equal the bytes received so far)
+    /// and verify `digest`.
     pub async fn upload_finish(
         &self,
         repo: &RepoName,
         id: &str,
+        start: Option<u64>,
         digest: &Digest,
         body: ByteStream,
     ) -> Result<()> {
         let slot = self.sessions.slot(id);
         let mut guard = slot.lock().await;
         let session = self.upload_status(repo, id).await?;
+        check_start(start, &session)?;
         let state = upload::append(
             &*self.blobs,
             id,
@@ -465,6 +457,25 @@ impl Registry {
         artifact_type: Option<&str>,
     ) -> Result<Vec<Referrer>> {
         self.meta.referrers(repo, subject, artifact_type).await
+    }
+}
+
+/// A chunk must start where the bytes received so far end; otherwise
+/// RangeInvalid carries the current size, and the session is unchanged.
+fn check_start(start: Option<u64>, session: &UploadSession) -> Result<()> {
+    match start {
+        Some(start) if start != session.size => {
+            let mut e = Error::new(
+                Code::RangeInvalid,
+                format!(
+                    "chunk starts at {start}, upload holds {} bytes",
+                    session.size
+                ),
+            );
+            e.upload_size = Some(session.size);
+            Err(e)
+        }
+        _ => Ok(()),
     }
 }
 
