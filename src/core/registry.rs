@@ -275,9 +275,19 @@ impl Registry {
             self.limits.max_blob_bytes,
         )
         .await?;
+        // The lock is held until the session's metadata is gone: a request
+        // waiting for it must find the session closed, not append to (and
+        // truncate) the file being published.
+        let result = self.publish(repo, id, state, digest, true).await;
+        let closed = match &result {
+            Ok(()) => true,
+            Err(e) => matches!(e.code, Code::DigestInvalid | Code::BlobUploadUnknown),
+        };
+        if closed {
+            self.sessions.forget(id);
+        }
         drop(guard);
-        self.sessions.forget(id);
-        self.publish(repo, id, state, digest, true).await
+        result
     }
 
     /// Verify the staged bytes hash to `digest`, then make them durable
@@ -308,7 +318,7 @@ impl Registry {
         }
         let key = self
             .blobs
-            .commit(id, digest)
+            .commit(id, digest, size)
             .await
             .map_err(|e| Error::internal("storing blob", e))?;
         let stored = self
@@ -320,14 +330,17 @@ impl Registry {
         let unneeded = match &stored {
             Ok(CommitBlob::Stored) => None,
             Ok(CommitBlob::Replaced(old)) => Some(old.clone()),
-            Ok(CommitBlob::Duplicate) | Err(_) => Some(key),
+            Ok(CommitBlob::Duplicate | CommitBlob::UploadUnknown) | Err(_) => Some(key),
         };
         if let Some(k) = unneeded {
             if let Err(e) = self.blobs.delete(&k).await {
                 tracing::warn!(key = k.as_str(), error = %e, "could not remove unneeded blob copy");
             }
         }
-        stored.map(|_| ())
+        match stored? {
+            CommitBlob::UploadUnknown => Err(Error::upload_unknown()),
+            _ => Ok(()),
+        }
     }
 
     /// Cancel a session and drop its bytes.
