@@ -316,19 +316,7 @@ impl Registry {
         let slot = self.sessions.slot(id);
         let mut guard = slot.lock().await;
         let mut session = self.upload_status(repo, id).await?;
-        if let Some(start) = start {
-            if start != session.size {
-                let mut e = Error::new(
-                    Code::RangeInvalid,
-                    format!(
-                        "chunk starts at {start}, upload holds {} bytes",
-                        session.size
-                    ),
-                );
-                e.upload_size = Some(session.size);
-                return Err(e);
-            }
-        }
+        check_start(start, &session)?;
         let state = guard.take();
         let state = upload::append(
             &*self.blobs,
@@ -351,17 +339,21 @@ impl Registry {
         Ok(session)
     }
 
-    /// Close a session with an optional last chunk and verify `digest`.
+    /// Close a session with an optional last chunk (starting at `start`,
+    /// from `Content-Range`, which must equal the bytes received so far)
+    /// and verify `digest`.
     pub async fn upload_finish(
         &self,
         repo: &RepoName,
         id: &str,
+        start: Option<u64>,
         digest: &Digest,
         body: ByteStream,
     ) -> Result<()> {
         let slot = self.sessions.slot(id);
         let mut guard = slot.lock().await;
         let session = self.upload_status(repo, id).await?;
+        check_start(start, &session)?;
         let state = upload::append(
             &*self.blobs,
             id,
@@ -371,9 +363,19 @@ impl Registry {
             self.limits.max_blob_bytes,
         )
         .await?;
+        // The lock is held until the session's metadata is gone: a request
+        // waiting for it must find the session closed, not append to (and
+        // truncate) the file being published.
+        let result = self.publish(repo, id, state, digest, true).await;
+        let closed = match &result {
+            Ok(()) => true,
+            Err(e) => matches!(e.code, Code::DigestInvalid | Code::BlobUploadUnknown),
+        };
+        if closed {
+            self.sessions.forget(id);
+        }
         drop(guard);
-        self.sessions.forget(id);
-        self.publish(repo, id, state, digest, true).await
+        result
     }
 
     /// Verify the staged bytes hash to `digest`, then make them durable
@@ -404,7 +406,7 @@ impl Registry {
         }
         let key = self
             .blobs
-            .commit(id, digest)
+            .commit(id, digest, size)
             .await
             .map_err(|e| Error::internal("storing blob", e))?;
         let stored = self
@@ -416,14 +418,17 @@ impl Registry {
         let unneeded = match &stored {
             Ok(CommitBlob::Stored) => None,
             Ok(CommitBlob::Replaced(old)) => Some(old.clone()),
-            Ok(CommitBlob::Duplicate) | Err(_) => Some(key),
+            Ok(CommitBlob::Duplicate | CommitBlob::UploadUnknown) | Err(_) => Some(key),
         };
         if let Some(k) = unneeded {
             if let Err(e) = self.blobs.delete(&k).await {
                 tracing::warn!(key = k.as_str(), error = %e, "could not remove unneeded blob copy");
             }
         }
-        stored.map(|_| ())
+        match stored? {
+            CommitBlob::UploadUnknown => Err(Error::upload_unknown()),
+            _ => Ok(()),
+        }
     }
 
     /// Cancel a session and drop its bytes.
@@ -595,6 +600,25 @@ impl Registry {
         artifact_type: Option<&str>,
     ) -> Result<Vec<Referrer>> {
         self.meta.referrers(repo, subject, artifact_type).await
+    }
+}
+
+/// A chunk must start where the bytes received so far end; otherwise
+/// RangeInvalid carries the current size, and the session is unchanged.
+fn check_start(start: Option<u64>, session: &UploadSession) -> Result<()> {
+    match start {
+        Some(start) if start != session.size => {
+            let mut e = Error::new(
+                Code::RangeInvalid,
+                format!(
+                    "chunk starts at {start}, upload holds {} bytes",
+                    session.size
+                ),
+            );
+            e.upload_size = Some(session.size);
+            Err(e)
+        }
+        _ => Ok(()),
     }
 }
 

@@ -93,24 +93,40 @@ pub(super) fn content_range(v: &str) -> Option<(u64, u64)> {
     (a <= b).then_some((a, b))
 }
 
+/// The start of the chunk a PATCH or closing PUT carries, from
+/// `Content-Range`, checked against `Content-Length`. `Err` is the response
+/// to send instead: 400 for a malformed header, 416 (with the session's
+/// current `Range`) for a range the body cannot fill.
+async fn chunk_start(
+    ctx: &Ctx,
+    repo: &RepoName,
+    id: &str,
+    req: &Req,
+) -> Result<Option<u64>, Response> {
+    let Some(v) = req.header(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let (start, end) = content_range(v)
+        .ok_or_else(|| err(Code::BlobUploadInvalid, "malformed Content-Range").into_response())?;
+    let length = req
+        .header(header::CONTENT_LENGTH)
+        .and_then(|l| l.parse::<u64>().ok());
+    // The end is inclusive: `0-18446744073709551615` spans 2^64 bytes,
+    // which no u64 (and no body) holds.
+    let span = (end - start).checked_add(1);
+    if span.is_none() || length.is_some_and(|l| Some(l) != span) {
+        return Err(match ctx.registry.upload_status(repo, id).await {
+            Ok(s) => range_error(&s, "Content-Range does not match Content-Length"),
+            Err(e) => ApiError(e).into_response(),
+        });
+    }
+    Ok(Some(start))
+}
+
 pub async fn patch(ctx: &Ctx, repo: &RepoName, id: &str, req: &Req, body: Body) -> ApiResult {
-    let start = match req.header(header::CONTENT_RANGE) {
-        None => None,
-        Some(v) => {
-            let (start, end) = content_range(v)
-                .ok_or_else(|| err(Code::BlobUploadInvalid, "malformed Content-Range"))?;
-            let length = req
-                .header(header::CONTENT_LENGTH)
-                .and_then(|l| l.parse::<u64>().ok());
-            if length.is_some_and(|l| l != end - start + 1) {
-                let s = ctx.registry.upload_status(repo, id).await?;
-                return Ok(range_error(
-                    &s,
-                    "Content-Range does not match Content-Length",
-                ));
-            }
-            Some(start)
-        }
+    let start = match chunk_start(ctx, repo, id, req).await {
+        Ok(start) => start,
+        Err(resp) => return Ok(resp),
     };
     match ctx
         .registry
@@ -118,16 +134,22 @@ pub async fn patch(ctx: &Ctx, repo: &RepoName, id: &str, req: &Req, body: Body) 
         .await
     {
         Ok(s) => Ok(session_response(StatusCode::ACCEPTED, &s)),
-        Err(e) if e.code == Code::RangeInvalid => {
-            let s = UploadSession {
-                id: id.to_owned(),
-                repo: repo.clone(),
-                size: e.upload_size.unwrap_or(0),
-            };
-            Ok(range_error(&s, &e.message))
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => range_invalid(repo, id, e),
     }
+}
+
+/// A chunk that does not start where the upload ends is 416 with the
+/// session's current `Range`, so the client can resume; other errors pass.
+fn range_invalid(repo: &RepoName, id: &str, e: crate::core::error::Error) -> ApiResult {
+    if e.code != Code::RangeInvalid {
+        return Err(e.into());
+    }
+    let s = UploadSession {
+        id: id.to_owned(),
+        repo: repo.clone(),
+        size: e.upload_size.unwrap_or(0),
+    };
+    Ok(range_error(&s, &e.message))
 }
 
 /// 416 with the session's current `Range`, so the client can resume.
@@ -152,10 +174,20 @@ pub async fn put(ctx: &Ctx, repo: &RepoName, id: &str, req: &Req, body: Body) ->
         )
     })?;
     let d = digest(d)?;
-    ctx.registry
-        .upload_finish(repo, id, &d, body_stream(body))
-        .await?;
-    Ok(blob_created(repo, d.as_str()))
+    // A last chunk in the closing PUT must start where the upload ends,
+    // as for PATCH; otherwise 416, and the session stays as it was.
+    let start = match chunk_start(ctx, repo, id, req).await {
+        Ok(start) => start,
+        Err(resp) => return Ok(resp),
+    };
+    match ctx
+        .registry
+        .upload_finish(repo, id, start, &d, body_stream(body))
+        .await
+    {
+        Ok(()) => Ok(blob_created(repo, d.as_str())),
+        Err(e) => range_invalid(repo, id, e),
+    }
 }
 
 pub async fn cancel(ctx: &Ctx, repo: &RepoName, id: &str) -> ApiResult {
@@ -175,5 +207,7 @@ mod tests {
         assert_eq!(content_range("9-0"), None);
         assert_eq!(content_range("x-y"), None);
         assert_eq!(content_range(""), None);
+        assert_eq!(content_range("0-18446744073709551615"), Some((0, u64::MAX)));
+        assert_eq!(content_range("0-18446744073709551616"), None);
     }
 }

@@ -37,6 +37,9 @@ pub enum CommitBlob {
     Duplicate,
     /// The new copy replaced a corrupt one, whose key is given.
     Replaced(BlobKey),
+    /// The upload session is gone (expired, cancelled or closed by another
+    /// request): nothing was recorded, and the new copy is not needed.
+    UploadUnknown,
 }
 
 /// A blob as scrub and du see it.
@@ -116,7 +119,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Record durable blob bytes stored at `key` and link them into `repo`,
     /// creating the repository if needed, and end the upload session
     /// `upload` if given. When the digest is recorded already, the existing
-    /// copy is linked and `false` returned: the caller deletes `key`.
+    /// copy is linked and `Duplicate` returned: the caller deletes `key`.
+    /// When `upload` is given but no longer open, nothing changes and
+    /// `UploadUnknown` is returned.
     async fn commit_blob(
         &self,
         repo: &RepoName,

@@ -74,7 +74,13 @@ async fn request_path_queries_use_indexes() {
         .await
         .unwrap();
     registry
-        .upload_finish(&repo, &s.id, &layer_digest, body(layer[5..].to_string()))
+        .upload_finish(
+            &repo,
+            &s.id,
+            None,
+            &layer_digest,
+            body(layer[5..].to_string()),
+        )
         .await
         .unwrap();
     registry

@@ -250,6 +250,14 @@ impl MetadataStore for SqliteMetadata {
         );
         let policy = self.policy.clone();
         self.write(move |tx| {
+            if let Some(u) = &upload {
+                // The session must still be open. One that expired, was
+                // cancelled or was closed by another request records
+                // nothing: the caller drops its copy.
+                if tx.execute("DELETE FROM uploads WHERE id = ?1", [u])? != 1 {
+                    return Ok(CommitBlob::UploadUnknown);
+                }
+            }
             let id = ensure_repo(tx, &repo)?;
             let existing: Option<(String, bool)> = tx
                 .query_row(
@@ -281,9 +289,6 @@ impl MetadataStore for SqliteMetadata {
                 Some((_, false)) => CommitBlob::Duplicate,
             };
             link(tx, id, &digest, &policy)?;
-            if let Some(u) = upload {
-                tx.execute("DELETE FROM uploads WHERE id = ?1", [u])?;
-            }
             Ok(outcome)
         })
         .await

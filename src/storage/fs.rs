@@ -180,13 +180,20 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    async fn commit(&self, upload: &str, digest: &Digest) -> io::Result<BlobKey> {
+    async fn commit(&self, upload: &str, digest: &Digest, size: u64) -> io::Result<BlobKey> {
         let staging = self.staging_path(upload)?;
         let key = BlobKey::new(digest, upload);
         let target = self.blob_path(&key);
         if !fs::try_exists(&staging).await? {
             // An empty upload that never wrote a byte.
             File::create(&staging).await?.sync_all().await?;
+        }
+        let len = fs::metadata(&staging).await?.len();
+        if len != size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("staging holds {len} bytes, the upload {size}"),
+            ));
         }
         let parent = target
             .parent()
@@ -202,6 +209,15 @@ impl BlobStore for FsBlobStore {
             fs::rename(&staging, &target).await?;
         }
         sync_dir(parent).await?;
+        // What was published is what was hashed, or nothing is.
+        let len = fs::metadata(&target).await?.len();
+        if len != size {
+            let _ = fs::remove_file(&target).await;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("published {len} bytes of a {size}-byte upload"),
+            ));
+        }
         Ok(key)
     }
 
@@ -329,7 +345,7 @@ mod tests {
             w.write(b"hello ").await.unwrap();
             w.write(b"world").await.unwrap();
             w.finish().await.unwrap();
-            keys.push(store.commit(id, &digest).await.unwrap());
+            keys.push(store.commit(id, &digest, 11).await.unwrap());
         }
         // Each commit has its own key; staging is gone.
         assert_ne!(keys[0], keys[1]);
@@ -382,5 +398,20 @@ mod tests {
         assert_eq!(s, "abcXY");
         assert!(store.staging_writer("u", 9).await.is_err());
         assert!(store.staging_writer("../x", 0).await.is_err());
+    }
+
+    /// Commit publishes exactly the bytes the upload hashed, or nothing: a
+    /// staging file of the wrong length is an error and leaves nothing
+    /// under blobs/.
+    #[tokio::test]
+    async fn commit_publishes_exactly_the_expected_size_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        let d = Digest::sha256_of(b"abc");
+        let mut w = store.staging_writer("short", 0).await.unwrap();
+        w.write(b"ab").await.unwrap();
+        w.finish().await.unwrap();
+        assert!(store.commit("short", &d, 3).await.is_err());
+        assert!(store.list_objects().await.unwrap().is_empty());
     }
 }

@@ -95,8 +95,10 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn remove_staging(&self, upload: &str) -> io::Result<()>;
 
     /// Publish an upload's (durable) staged bytes as content of `digest`
-    /// under a new key, returned once the object is durable.
-    async fn commit(&self, upload: &str, digest: &Digest) -> io::Result<BlobKey>;
+    /// under a new key, returned once the object is durable. Fails, and
+    /// publishes nothing, unless the staged object holds exactly `size`
+    /// bytes.
+    async fn commit(&self, upload: &str, digest: &Digest, size: u64) -> io::Result<BlobKey>;
 
     /// Open a stored object for reading `start..start+len` (the whole object
     /// when `range` is `None`). `None` when no bytes are stored at `key`.

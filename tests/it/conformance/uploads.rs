@@ -448,3 +448,82 @@ fn empty_blob_round_trips() {
     assert_eq!(resp.header("content-length"), Some("0"));
     assert_eq!(resp.header("docker-content-digest"), Some(d.as_str()));
 }
+
+/// §Pushing a blob in chunks: `Content-Range` names the chunk's first and
+/// last byte, inclusive. A range that no body can fill, here one spanning
+/// all 2^64 offsets, is `416` with the session's current `Range` (its
+/// length used to overflow: a panic in a debug build), a range whose ends
+/// are not 64-bit numbers is malformed (400), and the session is intact.
+#[test]
+fn content_range_spanning_every_offset_is_416() {
+    let r = Reg::start();
+    let s = r.open_session("repo");
+    let loc = r.location(&s);
+    for range in ["0-18446744073709551615", "bytes 0-18446744073709551615/*"] {
+        let p = r.send(
+            r.c.patch(&loc)
+                .header("content-range", range)
+                .body(b"x".to_vec()),
+        );
+        p.expect_error(416, "BLOB_UPLOAD_INVALID");
+        assert_eq!(p.header("range"), Some("0-0"), "{range}");
+    }
+    r.send(
+        r.c.patch(&loc)
+            .header("content-range", "0-18446744073709551616")
+            .body(b"x".to_vec()),
+    )
+    .expect_error(400, "BLOB_UPLOAD_INVALID");
+    r.get("/v2/").expect(200);
+    let bytes = random_bytes(21, 3);
+    let d = sha256(&bytes);
+    r.send(
+        r.c.patch(&loc)
+            .header("content-range", "0-2")
+            .body(bytes.clone()),
+    )
+    .expect(202);
+    r.send(r.c.put(with_query(&loc, &format!("digest={d}"))))
+        .expect(201);
+    assert_eq!(r.get(&format!("/v2/repo/blobs/{d}")).body, bytes);
+}
+
+/// §Pushing a blob in chunks: "Chunks MUST be uploaded in order ... If a
+/// chunk is uploaded out of order, the registry MUST respond with a `416`",
+/// also for a last chunk in the closing `PUT`. Such a PUT changes nothing
+/// (it used to append the chunk wherever the upload ended, fail the digest
+/// and end the session), and the upload can still be finished.
+#[test]
+fn closing_put_with_out_of_order_chunk_is_416_and_keeps_the_session() {
+    let r = Reg::start();
+    let bytes = random_bytes(20, 300);
+    let d = sha256(&bytes);
+    let s = r.open_session("repo");
+    let loc = r.location(&s);
+    r.send(
+        r.c.patch(&loc)
+            .header("content-range", "0-99")
+            .body(bytes[..100].to_vec()),
+    )
+    .expect(202);
+    for (start, end) in [(50usize, 149usize), (150, 299), (0, 299)] {
+        let put = r.send(
+            r.c.put(with_query(&loc, &format!("digest={d}")))
+                .header("content-range", format!("{start}-{end}"))
+                .body(bytes[start..=end].to_vec()),
+        );
+        put.expect_error(416, "BLOB_UPLOAD_INVALID");
+        assert_eq!(put.header("range"), Some("0-99"), "{start}-{end}");
+    }
+    let status = r.get(&loc);
+    status.expect(204);
+    assert_eq!(status.header("range"), Some("0-99"));
+    r.head(&format!("/v2/repo/blobs/{d}")).expect(404);
+    r.send(
+        r.c.put(with_query(&loc, &format!("digest={d}")))
+            .header("content-range", "100-299")
+            .body(bytes[100..].to_vec()),
+    )
+    .expect(201);
+    assert_eq!(r.get(&format!("/v2/repo/blobs/{d}")).body, bytes);
+}
