@@ -138,3 +138,72 @@ fn ctr_pull_push_plain_http() {
     assert_eq!(served.bytes, image.manifest);
     get_blobs(&b, "e2e/ctr/dst", &served);
 }
+
+/// ctr with `--user`, in both auth modes: in token mode containerd asks
+/// berth's token endpoint with the OAuth2 password grant (a POST).
+#[test]
+fn ctr_with_credentials_in_both_modes() {
+    if !have_tool("ctr") || !have_tool("containerd") {
+        return;
+    }
+    use crate::auth::{password, AuthServer};
+    let containerd = Containerd::start();
+    let ctr = || containerd.ctr();
+    for mode in ["basic", "token"] {
+        let s = AuthServer::start(mode);
+        let alice = s.client_as("alice", &["repository:team/ctr:pull,push"]);
+        let image = random_image(0xc7e, 1, 32 << 10);
+        push_image(&alice, s.url(), "team/ctr", "v1", &image);
+        let src = format!("{}/team/ctr:v1", s.berth.addr);
+        let user = |u: &str| format!("{u}:{}", password(u));
+        let o = super::output(ctr().args([
+            "images",
+            "pull",
+            "--plain-http",
+            "--snapshotter",
+            "native",
+            &src,
+        ]));
+        assert!(!o.status.success(), "{mode}: anonymous ctr pull succeeded");
+        run(ctr().args([
+            "images",
+            "pull",
+            "--plain-http",
+            "--snapshotter",
+            "native",
+            "--user",
+            &user("bob"),
+            &src,
+        ]));
+        let dst = format!("{}/team/ctr-copy:v1", s.berth.addr);
+        let o = super::output(ctr().args([
+            "images",
+            "push",
+            "--plain-http",
+            "--user",
+            &user("bob"),
+            &dst,
+            &src,
+        ]));
+        assert!(!o.status.success(), "{mode}: bob's ctr push succeeded");
+        let mark = s.berth.logs().len();
+        run(ctr().args([
+            "images",
+            "push",
+            "--plain-http",
+            "--user",
+            &user("alice"),
+            &dst,
+            &src,
+        ]));
+        if mode == "token" {
+            let posted = requests_since(&s.berth, mark)
+                .iter()
+                .any(|r| r.method == "POST" && r.path == "/auth/token" && r.status == 200);
+            assert!(posted, "containerd did not use the password grant");
+        }
+        let check = s.client_as("alice", &["repository:team/ctr-copy:pull"]);
+        crate::common::image::pull_and_verify(&check, s.url(), "team/ctr-copy", "v1");
+        run(ctr().args(["images", "rm", &src, &dst]));
+    }
+}
