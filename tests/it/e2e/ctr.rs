@@ -65,6 +65,18 @@ impl Containerd {
     fn ctr(&self) -> Command {
         ctr_command(self.dir.path())
     }
+
+    /// `ctr images pull` over plain HTTP, unpacking with the native
+    /// snapshotter (no overlayfs needed), as `user` ("name:password").
+    fn pull(&self, reference: &str, user: Option<&str>) -> Command {
+        let mut c = self.ctr();
+        c.args(["images", "pull", "--plain-http", "--snapshotter", "native"]);
+        if let Some(u) = user {
+            c.args(["--user", u]);
+        }
+        c.arg(reference);
+        c
+    }
 }
 
 fn ctr_command(dir: &Path) -> Command {
@@ -96,15 +108,7 @@ fn ctr_pull_push_plain_http() {
     let ctr = || containerd.ctr();
     let src = format!("{}/e2e/ctr/src:v1", b.addr);
 
-    // Pull, unpacking with the native snapshotter (no overlayfs needed).
-    run(ctr().args([
-        "images",
-        "pull",
-        "--plain-http",
-        "--snapshotter",
-        "native",
-        &src,
-    ]));
+    run(&mut containerd.pull(&src, None));
     let listed = run_text(ctr().args(["images", "ls"]));
     let line = listed
         .lines()
@@ -156,25 +160,9 @@ fn ctr_with_credentials_in_both_modes() {
         push_image(&alice, s.url(), "team/ctr", "v1", &image);
         let src = format!("{}/team/ctr:v1", s.berth.addr);
         let user = |u: &str| format!("{u}:{}", password(u));
-        let o = super::output(ctr().args([
-            "images",
-            "pull",
-            "--plain-http",
-            "--snapshotter",
-            "native",
-            &src,
-        ]));
+        let o = super::output(&mut containerd.pull(&src, None));
         assert!(!o.status.success(), "{mode}: anonymous ctr pull succeeded");
-        run(ctr().args([
-            "images",
-            "pull",
-            "--plain-http",
-            "--snapshotter",
-            "native",
-            "--user",
-            &user("bob"),
-            &src,
-        ]));
+        run(&mut containerd.pull(&src, Some(&user("bob"))));
         let dst = format!("{}/team/ctr-copy:v1", s.berth.addr);
         let o = super::output(ctr().args([
             "images",
