@@ -11,7 +11,7 @@ use super::upload::{self, ByteStream, Sessions};
 use crate::metadata::{
     CommitBlob, ManifestRecord, MetadataStore, PutManifest, Referrer, StoredBlob, UploadSession,
 };
-use crate::storage::{BlobStore, ChunkStream};
+use crate::storage::{BlobKey, BlobStore, ChunkStream};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -194,7 +194,10 @@ impl Registry {
     }
 
     /// A monolithic upload: the whole blob in one request, checked against
-    /// `digest` before anything becomes visible.
+    /// `digest` before anything becomes visible. It is an upload session
+    /// like any other while its bytes stream in (with no id given out): the
+    /// row is what tells the collector's sweep that the staging file is in
+    /// use, however long the client takes, in this process or another.
     pub async fn upload_whole(
         &self,
         repo: &RepoName,
@@ -202,10 +205,28 @@ impl Registry {
         body: ByteStream,
     ) -> Result<()> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let state = upload::append(&*self.blobs, &id, 0, None, body, self.limits.max_blob_bytes)
-            .await
-            .inspect_err(|_| self.discard_staging(&id))?;
-        self.publish(repo, &id, state, digest, false).await
+        self.meta.create_upload(&id, repo).await?;
+        let result = match upload::append(
+            &*self.blobs,
+            &id,
+            0,
+            None,
+            body,
+            self.limits.max_blob_bytes,
+        )
+        .await
+        {
+            Ok(state) => self.publish(repo, &id, state, digest).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            // Nothing of a failed monolithic upload stays.
+            if let Err(e) = self.meta.delete_upload(&id).await {
+                tracing::warn!(upload = %id, error = %e, "could not remove failed upload");
+            }
+            self.discard_staging(&id);
+        }
+        result
     }
 
     /// The session `id` in `repo`, or BLOB_UPLOAD_UNKNOWN.
@@ -278,7 +299,7 @@ impl Registry {
         // The lock is held until the session's metadata is gone: a request
         // waiting for it must find the session closed, not append to (and
         // truncate) the file being published.
-        let result = self.publish(repo, id, state, digest, true).await;
+        let result = self.publish(repo, id, state, digest).await;
         let closed = match &result {
             Ok(()) => true,
             Err(e) => matches!(e.code, Code::DigestInvalid | Code::BlobUploadUnknown),
@@ -290,23 +311,21 @@ impl Registry {
         result
     }
 
-    /// Verify the staged bytes hash to `digest`, then make them durable
-    /// content before the metadata that links them commits.
+    /// Verify the staged bytes of upload `id` hash to `digest`, then make
+    /// them durable content before the metadata that links them (and ends
+    /// the upload) commits.
     async fn publish(
         &self,
         repo: &RepoName,
         id: &str,
         state: upload::HashState,
         digest: &Digest,
-        session: bool,
     ) -> Result<()> {
         let size = state.offset;
         let actual = upload::final_digest(&*self.blobs, id, state, digest.algorithm()).await?;
         if &actual != digest {
             // Nothing is stored: the session ends and its bytes go.
-            if session {
-                self.meta.delete_upload(id).await?;
-            }
+            self.meta.delete_upload(id).await?;
             self.discard_staging(id);
             return Err(Error::new(
                 Code::DigestInvalid,
@@ -323,14 +342,15 @@ impl Registry {
             .map_err(|e| Error::internal("storing blob", e))?;
         let stored = self
             .meta
-            .commit_blob(repo, digest, size, &key, session.then_some(id))
+            .commit_blob(repo, digest, size, &key, Some(id))
             .await;
         // One copy: drop ours when the digest was stored already (or the
         // metadata did not take it), or the corrupt copy ours replaced.
         let unneeded = match &stored {
             Ok(CommitBlob::Stored) => None,
             Ok(CommitBlob::Replaced(old)) => Some(old.clone()),
-            Ok(CommitBlob::Duplicate | CommitBlob::UploadUnknown) | Err(_) => Some(key),
+            Ok(CommitBlob::Duplicate) => self.keep_sound_copy(repo, digest, size, &key).await,
+            Ok(CommitBlob::UploadUnknown) | Err(_) => Some(key),
         };
         if let Some(k) = unneeded {
             if let Err(e) = self.blobs.delete(&k).await {
@@ -340,6 +360,47 @@ impl Registry {
         match stored? {
             CommitBlob::UploadUnknown => Err(Error::upload_unknown()),
             _ => Ok(()),
+        }
+    }
+
+    /// The digest was recorded already, so the upload was linked to the
+    /// stored copy. Each digest is stored once, for every repository: a
+    /// copy that lost its bytes (or some of them) would stay broken for all
+    /// of them, so the copy just verified, `ours`, replaces it. Returns the
+    /// copy to delete.
+    async fn keep_sound_copy(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        ours: &BlobKey,
+    ) -> Option<BlobKey> {
+        let existing = match self.meta.blob_in_repo(repo, digest).await {
+            Ok(Some(b)) => b,
+            _ => return Some(ours.clone()),
+        };
+        match self.blobs.stored_size(&existing.key).await {
+            Ok(Some(n)) if n == existing.size => return Some(ours.clone()),
+            // Cannot tell: keep what is recorded.
+            Err(_) => return Some(ours.clone()),
+            Ok(found) => tracing::warn!(
+                %digest,
+                key = existing.key.as_str(),
+                stored = ?found,
+                size = existing.size,
+                "stored copy is missing or of the wrong size; replacing it with the upload"
+            ),
+        }
+        let replaced = async {
+            self.meta
+                .mark_corrupt(digest.as_str(), existing.key.as_str())
+                .await?;
+            self.meta.commit_blob(repo, digest, size, ours, None).await
+        };
+        match replaced.await {
+            Ok(CommitBlob::Replaced(old)) => Some(old),
+            Ok(CommitBlob::Stored) => None,
+            Ok(_) | Err(_) => Some(ours.clone()),
         }
     }
 

@@ -93,8 +93,10 @@ pub async fn scrub(
                 Some((actual, len)) => {
                     report.bytes_checked += len;
                     if actual != digest || len != row.size {
-                        if repair && !row.corrupt {
-                            meta.mark_corrupt(&row.digest).await?;
+                        if repair
+                            && !row.corrupt
+                            && meta.mark_corrupt(&row.digest, &row.key).await?
+                        {
                             report.marked_corrupt += 1;
                         }
                         report.corrupt_blobs.push(row.digest.clone());

@@ -134,6 +134,35 @@ async fn sync_dir(dir: &Path) -> io::Result<()> {
         .map_err(io::Error::other)?
 }
 
+/// Check that a staging file holds exactly `size` bytes before it becomes
+/// content. A missing staging file is an empty upload only when `size` is
+/// 0: a session whose staging went (expired, or removed by the sweep) must
+/// not publish an empty blob under a digest of other bytes.
+fn seal_staging(staging: &Path, size: u64) -> io::Result<()> {
+    let file = match std::fs::OpenOptions::new().write(true).open(staging) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && size == 0 => {
+            // An empty upload that never wrote a byte.
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(staging)?;
+            f.sync_all()?;
+            f
+        }
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    if len != size {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("staging holds {len} bytes, the upload {size}"),
+        ));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl BlobStore for FsBlobStore {
     async fn staging_writer(
@@ -142,12 +171,21 @@ impl BlobStore for FsBlobStore {
         offset: u64,
     ) -> io::Result<Box<dyn StagingWriter>> {
         let path = self.staging_path(upload)?;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(&path)
-            .await?;
+        let mut file = match OpenOptions::new().write(true).open(&path).await {
+            Ok(f) => f,
+            // Only a session's first write creates its staging file; one
+            // that went missing later (expired, or published) is an error,
+            // never silently replaced by an empty file.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && offset == 0 => {
+                OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(false)
+                    .open(&path)
+                    .await?
+            }
+            Err(e) => return Err(e),
+        };
         let len = file.metadata().await?.len();
         if len < offset {
             return Err(io::Error::new(
@@ -184,17 +222,10 @@ impl BlobStore for FsBlobStore {
         let staging = self.staging_path(upload)?;
         let key = BlobKey::new(digest, upload);
         let target = self.blob_path(&key);
-        if !fs::try_exists(&staging).await? {
-            // An empty upload that never wrote a byte.
-            File::create(&staging).await?.sync_all().await?;
-        }
-        let len = fs::metadata(&staging).await?.len();
-        if len != size {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("staging holds {len} bytes, the upload {size}"),
-            ));
-        }
+        let sealed = staging.clone();
+        tokio::task::spawn_blocking(move || seal_staging(&sealed, size))
+            .await
+            .map_err(io::Error::other)??;
         let parent = target
             .parent()
             .ok_or_else(|| io::Error::other("blob path has no parent"))?;
@@ -219,6 +250,14 @@ impl BlobStore for FsBlobStore {
             ));
         }
         Ok(key)
+    }
+
+    async fn stored_size(&self, key: &BlobKey) -> io::Result<Option<u64>> {
+        match fs::metadata(self.blob_path(key)).await {
+            Ok(md) => Ok(Some(md.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn read(&self, key: &BlobKey, range: Option<(u64, u64)>) -> io::Result<Option<BlobRead>> {
@@ -401,8 +440,9 @@ mod tests {
     }
 
     /// Commit publishes exactly the bytes the upload hashed, or nothing: a
-    /// staging file of the wrong length is an error and leaves nothing
-    /// under blobs/.
+    /// staging file of the wrong length, or a missing one for a non-empty
+    /// upload, is an error and leaves nothing under blobs/. Only an empty
+    /// upload may have no staging file.
     #[tokio::test]
     async fn commit_publishes_exactly_the_expected_size_or_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -412,6 +452,26 @@ mod tests {
         w.write(b"ab").await.unwrap();
         w.finish().await.unwrap();
         assert!(store.commit("short", &d, 3).await.is_err());
+        assert!(store.commit("missing", &d, 3).await.is_err());
         assert!(store.list_objects().await.unwrap().is_empty());
+
+        let empty = Digest::sha256_of(b"");
+        let key = store.commit("empty", &empty, 0).await.unwrap();
+        assert_eq!(store.stored_size(&key).await.unwrap(), Some(0));
+        assert_eq!(
+            store.stored_size(&BlobKey::new(&d, "none")).await.unwrap(),
+            None
+        );
+    }
+
+    /// A session's staging file is created by its first write only; a
+    /// write at an offset into a staging file that is gone fails instead of
+    /// creating an empty one.
+    #[tokio::test]
+    async fn staging_is_created_only_at_offset_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        assert!(store.staging_writer("gone", 5).await.is_err());
+        assert!(!dir.path().join("uploads/gone").exists());
     }
 }

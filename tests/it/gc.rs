@@ -3,12 +3,12 @@
 //! the collector cleans (6), scrub re-verifies content at rest (7).
 
 use crate::common::image::{
-    image_from_layers, pull_and_verify, push_image, random_image, random_layer, write_oci_layout,
-    Blob,
+    image_from_layers, pull_and_verify, push_blob, push_image, put_manifest, random_image,
+    random_layer, write_oci_layout, Blob,
 };
 use crate::common::{
     berth_cli, blob_bytes, client, data_bytes, have_tool, metadata_dump, metric, snapshot,
-    wait_for, Berth, OCI_MANIFEST,
+    wait_for, Berth, Paused, OCI_MANIFEST,
 };
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeSet;
@@ -62,6 +62,51 @@ fn referenced(db: &Path) -> (BTreeSet<String>, u64) {
         .collect();
     let bytes = rows.iter().map(|r| r.1 as u64).sum();
     (rows.into_iter().map(|r| r.0).collect(), bytes)
+}
+
+/// Set a file's modification time `secs` seconds into the past.
+fn set_age(path: &Path, secs: u64) {
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+/// The stored file of `digest` (its one copy).
+fn blob_file(data_dir: &Path, digest: &str) -> std::path::PathBuf {
+    let file = snapshot(&data_dir.join("blobs"))
+        .into_keys()
+        .find(|k| k.contains(&digest[7..]))
+        .unwrap_or_else(|| panic!("no file for {digest}"));
+    data_dir.join("blobs").join(file)
+}
+
+/// Run `berth scrub --json` with `args`; returns the exit code and report.
+fn scrub_json(args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = berth_cli(&[&["scrub", "--json"], args].concat());
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("scrub: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report)
+}
+
+/// Run `berth scrub` with `args` and assert it finds the store clean.
+fn assert_scrub_clean(args: &[&str]) {
+    let out = berth_cli(&[&["scrub"], args].concat());
+    assert!(
+        out.status.success(),
+        "scrub: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A config file for `berth serve` or the maintenance commands.
+fn config_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().to_string()
 }
 
 /// The seed scenario over HTTP: push to my-repo, HEAD a layer in
@@ -190,7 +235,7 @@ fn unreferenced_uploads_expire_after_grace() {
     let b = Berth::start_with_args(FAST_GC);
     let c = client();
     let blob = Blob::new("application/octet-stream", vec![7u8; 10_000]);
-    crate::common::image::push_blob(&c, &b.url, "loose", &blob);
+    push_blob(&c, &b.url, "loose", &blob);
     assert_eq!(head(&b, &format!("loose/blobs/{}", blob.digest)), 200);
     wait_for(30, "the unreferenced upload to expire", || {
         blob_bytes(&b.data_dir) == 0
@@ -198,7 +243,7 @@ fn unreferenced_uploads_expire_after_grace() {
     assert_eq!(head(&b, &format!("loose/blobs/{}", blob.digest)), 404);
 
     let blob2 = Blob::new("application/octet-stream", vec![8u8; 10_000]);
-    crate::common::image::push_blob(&c, &b.url, "loose", &blob2);
+    push_blob(&c, &b.url, "loose", &blob2);
     assert_eq!(delete(&b, &format!("loose/blobs/{}", blob2.digest)), 202);
     wait_for(30, "the unlinked blob to go", || {
         blob_bytes(&b.data_dir) == 0
@@ -214,8 +259,8 @@ fn referrers_follow_their_subject() {
     push_image(&c, &b.url, "signed", "v1", &image);
     let empty = Blob::new("application/vnd.oci.empty.v1+json", b"{}".to_vec());
     let sig = Blob::new("application/octet-stream", b"signature".to_vec());
-    crate::common::image::push_blob(&c, &b.url, "signed", &empty);
-    crate::common::image::push_blob(&c, &b.url, "signed", &sig);
+    push_blob(&c, &b.url, "signed", &empty);
+    push_blob(&c, &b.url, "signed", &sig);
     let referrer = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -226,7 +271,7 @@ fn referrers_follow_their_subject() {
     }))
     .unwrap();
     let rdigest = crate::common::sha256(&referrer);
-    crate::common::image::put_manifest(&c, &b.url, "signed", &rdigest, OCI_MANIFEST, &referrer);
+    put_manifest(&c, &b.url, "signed", &rdigest, OCI_MANIFEST, &referrer);
     // Untagged but its subject lives: kept well past the grace period.
     std::thread::sleep(std::time::Duration::from_millis(2500));
     assert_eq!(head(&b, &format!("signed/manifests/{rdigest}")), 200);
@@ -352,27 +397,31 @@ fn gc_racing_pushes_and_deletes_loses_nothing_and_leaks_nothing() {
         want.len()
     );
     assert!(reclaimed > 0.0, "the collector never ran into the writers");
-    let out = berth_cli(&["scrub", "--data-dir", b.data_dir.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "scrub: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_scrub_clean(&["--data-dir", b.data_dir.to_str().unwrap()]);
 }
 
 /// A config file for the maintenance commands with a short grace period.
 fn short_grace_config(dir: &Path) -> String {
-    let path = dir.join("gc.toml");
-    std::fs::write(&path, "[gc]\ngrace = \"1s\"\n").unwrap();
-    path.to_string_lossy().to_string()
+    config_file(dir, "gc.toml", "[gc]\ngrace = \"1s\"\n")
 }
 
 /// kill -9 in the middle of a push and in the middle of collection; the
 /// next start accepts the state, scrub finds the store clean, and after the
-/// grace period `berth gc` leaves nothing unreferenced.
+/// grace period `berth gc` leaves nothing unreferenced. The interrupted
+/// monolithic push is an upload session like any other: its staged bytes
+/// go when the session expires (here after 1 s).
 #[test]
 fn kill_9_during_push_and_gc_leaves_a_clean_store() {
-    let mut b = Berth::start_with_args(&["--gc-grace", "1s", "--gc-interval", "20ms"]);
+    let cfg = tempfile::tempdir().unwrap();
+    let cfg = config_file(cfg.path(), "expiry.toml", "[gc]\nupload_expiry = \"1s\"\n");
+    let mut b = Berth::start_with_args(&[
+        "--config",
+        &cfg,
+        "--gc-grace",
+        "1s",
+        "--gc-interval",
+        "20ms",
+    ]);
     let c = client();
     // Many small images, then delete them all so the collector is busy.
     let mut images = Vec::new();
@@ -411,12 +460,7 @@ fn kill_9_during_push_and_gc_leaves_a_clean_store() {
     b.restart();
 
     let data = b.data_dir.to_str().unwrap().to_string();
-    let out = berth_cli(&["scrub", "--data-dir", &data]);
-    assert!(
-        out.status.success(),
-        "scrub after crash: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_scrub_clean(&["--data-dir", &data]);
     pull_and_verify(&c, &b.url, "keep", "v1");
 
     std::thread::sleep(std::time::Duration::from_millis(1200));
@@ -431,19 +475,14 @@ fn kill_9_during_push_and_gc_leaves_a_clean_store() {
     wait_for(30, "only the kept image's bytes to remain", || {
         blob_bytes(&b.data_dir) == keep_bytes
     });
-    assert_eq!(
+    wait_for(30, "the interrupted push's staged bytes to go", || {
         std::fs::read_dir(b.data_dir.join("uploads"))
             .unwrap()
-            .count(),
-        0
-    );
+            .count()
+            == 0
+    });
     pull_and_verify(&c, &b.url, "keep", "v1");
-    let out = berth_cli(&["scrub", "--data-dir", &data]);
-    assert!(
-        out.status.success(),
-        "final scrub: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_scrub_clean(&["--data-dir", &data]);
 }
 
 /// scrub finds a blob whose bytes were changed at rest; --repair marks it
@@ -455,19 +494,14 @@ fn scrub_detects_corruption_and_reads_fail_closed() {
     let image = random_image(14, 1, 64 << 10);
     push_image(&c, &b.url, "rot", "v1", &image);
     let layer = &image.layers[0];
-    let file = snapshot(&b.data_dir.join("blobs"))
-        .into_keys()
-        .find(|k| k.contains(&layer.digest[7..]))
-        .unwrap();
-    let path = b.data_dir.join("blobs").join(file);
+    let path = blob_file(&b.data_dir, &layer.digest);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[100] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
 
     let data = b.data_dir.to_str().unwrap().to_string();
-    let out = berth_cli(&["scrub", "--data-dir", &data, "--json"]);
-    assert_eq!(out.status.code(), Some(1));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, report) = scrub_json(&["--data-dir", &data]);
+    assert_eq!(code, Some(1));
     assert_eq!(report["corrupt_blobs"], serde_json::json!([layer.digest]));
 
     let out = berth_cli(&["scrub", "--repair", "--data-dir", &data]);
@@ -483,14 +517,9 @@ fn scrub_detects_corruption_and_reads_fail_closed() {
     );
     assert_ne!(head(&b, &format!("rot/blobs/{}", layer.digest)), 200);
 
-    crate::common::image::push_blob(&c, &b.url, "rot", layer);
+    push_blob(&c, &b.url, "rot", layer);
     pull_and_verify(&c, &b.url, "rot", "v1");
-    let out = berth_cli(&["scrub", "--data-dir", &data]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_scrub_clean(&["--data-dir", &data]);
 }
 
 /// du reports stored bytes once and what the repositories would take
@@ -536,4 +565,103 @@ fn du_and_dry_run() {
         before,
         "dry run changed storage"
     );
+}
+
+/// A monolithic push whose client stalls for longer than the grace period
+/// while the sweep runs stores exactly its bytes. The sweep never removes
+/// the staging file of an upload in progress, however old (it used to: a
+/// monolithic upload had no session row, so its staging looked like a
+/// crash's leftover, and the push then published an empty blob).
+#[test]
+fn a_stalled_monolithic_push_survives_the_sweep() {
+    let cfg = tempfile::tempdir().unwrap();
+    let cfg = config_file(
+        cfg.path(),
+        "sweep.toml",
+        "[gc]\ngrace = \"1s\"\nsweep_interval = \"1s\"\ninterval = \"100ms\"\n",
+    );
+    let b = Berth::start_with_args(&["--config", &cfg]);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(60);
+    let mut data = vec![0u8; 200_000];
+    rng.fill(&mut data[..]);
+    let digest = crate::common::sha256(&data);
+    let uploads = b.data_dir.join("uploads");
+    // While the client stalls: once its staging file is older than the
+    // grace period, plant an old unnamed file and wait for a sweep to take
+    // it. That sweep saw the stalled upload's staging too.
+    let pause = {
+        let uploads = uploads.clone();
+        move || {
+            wait_for(30, "the upload's staging file", || {
+                std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0) == 1
+            });
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            let decoy = uploads.join("decoy");
+            std::fs::write(&decoy, b"left by a crash").unwrap();
+            set_age(&decoy, 7200);
+            wait_for(30, "a sweep", || !decoy.exists());
+        }
+    };
+    let body =
+        reqwest::blocking::Body::sized(Paused::new(data.clone(), 1000, pause), data.len() as u64);
+    let r = client()
+        .post(b.v2(&format!("slow/blobs/uploads/?digest={digest}")))
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text());
+    let got = client()
+        .get(b.v2(&format!("slow/blobs/{digest}")))
+        .send()
+        .unwrap();
+    assert_eq!(got.status().as_u16(), 200);
+    assert_eq!(crate::common::sha256(&got.bytes().unwrap()), digest);
+}
+
+/// Each digest is stored once for every repository, so a copy that lost
+/// its bytes must not stay broken for all of them: pushing the digest again
+/// (here into another repository) replaces a copy that is missing or short,
+/// and every repository then serves the right bytes. (A re-push used to be
+/// linked to the broken copy as a duplicate.)
+#[test]
+fn pushing_a_digest_again_replaces_a_broken_copy() {
+    let b = Berth::start();
+    let c = client();
+    for (i, damage) in ["truncate", "remove"].into_iter().enumerate() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(70 + i as u64);
+        let mut bytes = vec![0u8; 50_000];
+        rng.fill(&mut bytes[..]);
+        let blob = Blob::new("application/octet-stream", bytes);
+        let (first, second) = (format!("first-{i}"), format!("second-{i}"));
+        push_blob(&c, &b.url, &first, &blob);
+        let path = blob_file(&b.data_dir, &blob.digest);
+        match damage {
+            "truncate" => std::fs::write(&path, &blob.bytes[..10]).unwrap(),
+            _ => std::fs::remove_file(&path).unwrap(),
+        }
+        let r = c
+            .get(b.v2(&format!("{first}/blobs/{}", blob.digest)))
+            .send()
+            .unwrap();
+        assert_eq!(
+            r.status().as_u16(),
+            500,
+            "{damage}: a broken copy was served"
+        );
+
+        push_blob(&c, &b.url, &second, &blob);
+        for repo in [&first, &second] {
+            let r = c
+                .get(b.v2(&format!("{repo}/blobs/{}", blob.digest)))
+                .send()
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200, "{damage}: {repo}");
+            assert_eq!(
+                r.bytes().unwrap().as_ref(),
+                &blob.bytes[..],
+                "{damage}: {repo}"
+            );
+        }
+    }
+    assert_scrub_clean(&["--data-dir", b.data_dir.to_str().unwrap()]);
 }

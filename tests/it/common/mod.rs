@@ -200,7 +200,10 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u64, String)>) {
     for e in rd.flatten() {
         let p = e.path();
         let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
-        let md = e.metadata().unwrap();
+        // A file the collector deleted since the directory was read.
+        let Ok(md) = e.metadata() else {
+            continue;
+        };
         if md.is_dir() {
             out.insert(format!("{rel}/"), (0, String::new()));
             walk(root, &p, out);
@@ -373,6 +376,46 @@ pub fn berth_cli(args: &[&str]) -> std::process::Output {
         .env_remove("BERTH_CONFIG")
         .output()
         .expect("run berth")
+}
+
+/// A request body that sends the first `first` bytes of `data`, then runs
+/// `pause` (once: a stalled client, or one waiting for the test), then
+/// sends the rest.
+pub struct Paused<F: FnMut()> {
+    data: Vec<u8>,
+    pos: usize,
+    first: usize,
+    pause: Option<F>,
+}
+
+impl<F: FnMut()> Paused<F> {
+    pub fn new(data: Vec<u8>, first: usize, pause: F) -> Paused<F> {
+        Paused {
+            data,
+            pos: 0,
+            first,
+            pause: Some(pause),
+        }
+    }
+}
+
+impl<F: FnMut()> std::io::Read for Paused<F> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.first {
+            if let Some(mut pause) = self.pause.take() {
+                pause();
+            }
+        }
+        let end = if self.pos < self.first {
+            self.first
+        } else {
+            self.data.len()
+        };
+        let n = buf.len().min(end - self.pos).min(64 << 10);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Poll `cond` every 50 ms until it holds; panics with `what` after
