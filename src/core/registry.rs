@@ -335,11 +335,12 @@ impl Registry {
                 serde_json::json!({ "expected": digest.to_string(), "actual": actual.to_string() }),
             ));
         }
-        let key = self
-            .blobs
-            .commit(id, digest, size)
-            .await
-            .map_err(|e| Error::internal("storing blob", e))?;
+        let key = match self.blobs.commit(id, digest, size).await {
+            Ok(key) => key,
+            // Its staging went with a session that expired meanwhile.
+            Err(_) if self.meta.upload(id).await?.is_none() => return Err(Error::upload_unknown()),
+            Err(e) => return Err(Error::internal("storing blob", e)),
+        };
         let stored = self
             .meta
             .commit_blob(repo, digest, size, &key, Some(id))
@@ -561,5 +562,65 @@ fn page(items: &mut Vec<String>, n: usize) -> Page {
     Page {
         next: if more { items.last().cloned() } else { None },
         items: std::mem::take(items),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::testing::{body, stores};
+
+    fn session(start: UploadStart) -> UploadSession {
+        match start {
+            UploadStart::Session(s) => s,
+            UploadStart::Created(d) => panic!("expected a session, got {d}"),
+        }
+    }
+
+    /// A session that expires while its closing PUT runs (the collector
+    /// removes its row, then its staging) stores nothing and answers
+    /// BLOB_UPLOAD_UNKNOWN, whichever of the two the PUT runs into: no
+    /// empty blob made up for missing staging, no copy left behind.
+    #[tokio::test]
+    async fn closing_an_expired_session_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, stores) = stores(dir.path());
+        let registry = stores.registry(&config);
+        let repo = RepoName::parse("r").unwrap();
+        let bytes = b"session bytes";
+        let digest = Digest::sha256_of(bytes);
+        for staging_gone in [true, false] {
+            let s = session(registry.start_upload(&repo, None).await.unwrap());
+            registry
+                .upload_append(&repo, &s.id, None, body(bytes))
+                .await
+                .unwrap();
+            // The collector expires the session: its row goes, then its
+            // staging (perhaps not yet).
+            assert!(stores.meta.delete_upload(&s.id).await.unwrap());
+            if staging_gone {
+                stores.blobs.remove_staging(&s.id).await.unwrap();
+            }
+            let mut hasher = Algorithm::Sha256.hasher();
+            hasher.update(bytes);
+            let state = upload::HashState {
+                offset: bytes.len() as u64,
+                hasher,
+            };
+            let e = registry.publish(&repo, &s.id, state, &digest).await;
+            assert_eq!(
+                e.err().map(|e| e.code),
+                Some(Code::BlobUploadUnknown),
+                "staging gone: {staging_gone}"
+            );
+            assert!(stores.blobs.list_objects().await.unwrap().is_empty());
+            assert!(stores.blobs.list_staging().await.unwrap().is_empty());
+            assert!(stores
+                .meta
+                .blob_in_repo(&repo, &digest)
+                .await
+                .unwrap()
+                .is_none());
+        }
     }
 }

@@ -134,10 +134,13 @@ async fn sync_dir(dir: &Path) -> io::Result<()> {
         .map_err(io::Error::other)?
 }
 
-/// Check that a staging file holds exactly `size` bytes before it becomes
-/// content. A missing staging file is an empty upload only when `size` is
-/// 0: a session whose staging went (expired, or removed by the sweep) must
-/// not publish an empty blob under a digest of other bytes.
+/// Ready a staging file to become content: check it holds exactly `size`
+/// bytes, and make it young and durable. The sweep and scrub judge unnamed
+/// files by age, and a rename keeps the staging file's modification time,
+/// which is the time of its last write: a push that stalled, or a session
+/// resumed after hours, would otherwise publish a file that already looks
+/// older than the grace period and is deleted before its metadata commits.
+/// A missing staging file is an empty upload only when `size` is 0.
 fn seal_staging(staging: &Path, size: u64) -> io::Result<()> {
     let file = match std::fs::OpenOptions::new().write(true).open(staging) {
         Ok(f) => f,
@@ -148,7 +151,6 @@ fn seal_staging(staging: &Path, size: u64) -> io::Result<()> {
                 .create(true)
                 .truncate(false)
                 .open(staging)?;
-            f.sync_all()?;
             f
         }
         Err(e) => return Err(e),
@@ -160,7 +162,8 @@ fn seal_staging(staging: &Path, size: u64) -> io::Result<()> {
             format!("staging holds {len} bytes, the upload {size}"),
         ));
     }
-    Ok(())
+    file.set_modified(std::time::SystemTime::now())?;
+    file.sync_all()
 }
 
 #[async_trait]
@@ -437,6 +440,41 @@ mod tests {
         assert_eq!(s, "abcXY");
         assert!(store.staging_writer("u", 9).await.is_err());
         assert!(store.staging_writer("../x", 0).await.is_err());
+    }
+
+    /// A staging file last written long ago (a stalled client, a session
+    /// resumed after hours) is published young: the sweep and scrub, which
+    /// judge unnamed files by age, must not take it for an orphan in the
+    /// window before its metadata commits.
+    #[tokio::test]
+    async fn committed_file_from_old_staging_is_young() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        let mut w = store.staging_writer("old", 0).await.unwrap();
+        w.write(b"stale bytes").await.unwrap();
+        w.finish().await.unwrap();
+        let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+        std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("uploads/old"))
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+        let staged = store.list_staging().await.unwrap();
+        assert!(staged[0].2 > Duration::from_secs(3600), "{staged:?}");
+
+        let key = store
+            .commit("old", &Digest::sha256_of(b"stale bytes"), 11)
+            .await
+            .unwrap();
+        let objects = store.list_objects().await.unwrap();
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].key, key);
+        assert!(
+            objects[0].age < Duration::from_secs(600),
+            "a just-committed file looks {:?} old",
+            objects[0].age
+        );
     }
 
     /// Commit publishes exactly the bytes the upload hashed, or nothing: a

@@ -98,7 +98,7 @@ pub trait BlobStore: Send + Sync + 'static {
     /// under a new key, returned once the object is durable. Fails, and
     /// publishes nothing, unless the staged object holds exactly `size`
     /// bytes; a missing staging object is an empty blob only when `size` is
-    /// 0.
+    /// 0. The published object counts as new (its age starts now).
     async fn commit(&self, upload: &str, digest: &Digest, size: u64) -> io::Result<BlobKey>;
 
     /// Size of the stored object at `key`; `None` when it has no bytes.
