@@ -76,8 +76,13 @@ pub struct FsBlobStore {
 impl FsBlobStore {
     /// Use `root` (created if missing) for `blobs/` and `uploads/`.
     pub fn open(root: &Path) -> io::Result<FsBlobStore> {
-        std::fs::create_dir_all(root.join("blobs"))?;
-        std::fs::create_dir_all(root.join("uploads"))?;
+        for dir in ["blobs", "uploads"] {
+            let dir = root.join(dir);
+            if !dir.is_dir() {
+                std::fs::create_dir_all(&dir)?;
+                std::fs::File::open(root)?.sync_all()?;
+            }
+        }
         Ok(FsBlobStore {
             root: root.to_owned(),
         })
@@ -134,6 +139,36 @@ async fn sync_dir(dir: &Path) -> io::Result<()> {
         .map_err(io::Error::other)?
 }
 
+/// Create `dir` and its missing parents, fsyncing the parent of each one
+/// created: a new directory's entry is not durable until its parent is
+/// synced, and a blob renamed into a directory that a power loss forgets is
+/// lost with it.
+async fn create_dir_durable(dir: &Path) -> io::Result<()> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut missing = Vec::new();
+        let mut d = dir.as_path();
+        while !d.is_dir() {
+            missing.push(d);
+            d = d
+                .parent()
+                .ok_or_else(|| io::Error::other("no existing parent directory"))?;
+        }
+        for m in missing.into_iter().rev() {
+            match std::fs::create_dir(m) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+            if let Some(parent) = m.parent() {
+                std::fs::File::open(parent)?.sync_all()?;
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
 /// Ready a staging file to become content: check it holds exactly `size`
 /// bytes, and make it young and durable. The sweep and scrub judge unnamed
 /// files by age, and a rename keeps the staging file's modification time,
@@ -151,6 +186,9 @@ fn seal_staging(staging: &Path, size: u64) -> io::Result<()> {
                 .create(true)
                 .truncate(false)
                 .open(staging)?;
+            if let Some(dir) = staging.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
             f
         }
         Err(e) => return Err(e),
@@ -180,12 +218,16 @@ impl BlobStore for FsBlobStore {
             // that went missing later (expired, or published) is an error,
             // never silently replaced by an empty file.
             Err(e) if e.kind() == io::ErrorKind::NotFound && offset == 0 => {
-                OpenOptions::new()
+                let f = OpenOptions::new()
                     .create(true)
                     .write(true)
                     .truncate(false)
                     .open(&path)
-                    .await?
+                    .await?;
+                // The new entry must be durable before the session's
+                // metadata says bytes were received.
+                sync_dir(&self.root.join("uploads")).await?;
+                f
             }
             Err(e) => return Err(e),
         };
@@ -232,14 +274,14 @@ impl BlobStore for FsBlobStore {
         let parent = target
             .parent()
             .ok_or_else(|| io::Error::other("blob path has no parent"))?;
-        fs::create_dir_all(parent).await?;
+        create_dir_durable(parent).await?;
         if let Err(e) = fs::rename(&staging, &target).await {
             // The collector removes emptied shard directories; one may have
-            // gone between create_dir_all and rename.
+            // gone between creating it and the rename.
             if e.kind() != io::ErrorKind::NotFound || !fs::try_exists(&staging).await? {
                 return Err(e);
             }
-            fs::create_dir_all(parent).await?;
+            create_dir_durable(parent).await?;
             fs::rename(&staging, &target).await?;
         }
         sync_dir(parent).await?;
