@@ -478,7 +478,8 @@ impl MetadataStore for SqliteMetadata {
             tx.execute(
                 "INSERT INTO manifests (repo_id, digest, media_type, size, artifact_type, subject, annotations, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (repo_id, digest) DO UPDATE SET media_type = excluded.media_type",
+                 ON CONFLICT (repo_id, digest) DO UPDATE SET media_type = excluded.media_type,
+                   created_at = excluded.created_at",
                 params![
                     id,
                     digest_s,

@@ -4,13 +4,14 @@
 
 use crate::common::image::{
     image_from_layers, pull_and_verify, push_blob, push_image, put_manifest, random_image,
-    random_layer, write_oci_layout, Blob,
+    random_layer, write_oci_layout, Blob, Image,
 };
 use crate::common::{
     berth_cli, blob_bytes, client, data_bytes, have_tool, metadata_dump, metric, snapshot,
-    wait_for, Berth, Paused, OCI_MANIFEST,
+    wait_for, Berth, Paused, OCI_INDEX, OCI_MANIFEST,
 };
 use rand::{Rng, SeedableRng};
+use reqwest::blocking::Client;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -565,6 +566,78 @@ fn du_and_dry_run() {
         before,
         "dry run changed storage"
     );
+}
+
+/// An index of `children`.
+fn index_of(children: &[&Image]) -> Vec<u8> {
+    let manifests: Vec<serde_json::Value> = children
+        .iter()
+        .map(|i| serde_json::json!({ "mediaType": OCI_MANIFEST, "digest": i.digest, "size": i.manifest.len() }))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": manifests,
+    }))
+    .unwrap()
+}
+
+/// Push an image's blobs, and its manifest by digest (untagged), as
+/// `skopeo copy --all` and `docker buildx` push the platform images of a
+/// multi-platform image.
+fn push_untagged(c: &Client, url: &str, repo: &str, image: &Image) {
+    for blob in image.blobs() {
+        push_blob(c, url, repo, blob);
+    }
+    put_manifest(c, url, repo, &image.digest, OCI_MANIFEST, &image.manifest);
+}
+
+fn head_manifest(b: &Berth, repo: &str, reference: &str) -> u16 {
+    let url = b.v2(&format!("{repo}/manifests/{reference}"));
+    crate::common::status(&client(), reqwest::Method::HEAD, &url)
+}
+
+/// Deleting a multi-platform index frees its platform images with the
+/// default policy (untagged manifests kept): the index was their reference.
+/// Their blobs go after them and the data directory shrinks back; a
+/// platform image that still has a tag stays, with its blobs. (The
+/// children used to stay forever, and so did every byte.)
+#[test]
+fn deleting_an_index_frees_its_platform_images() {
+    let b = Berth::start_with_args(FAST_GC);
+    let c = client();
+    let before = data_bytes(&b.data_dir);
+    let amd64 = random_image(20, 2, 50 << 10);
+    let arm64 = random_image(21, 1, 60 << 10);
+    let tagged = random_image(22, 1, 30 << 10);
+    push_untagged(&c, &b.url, "multi", &amd64);
+    push_untagged(&c, &b.url, "multi", &arm64);
+    push_image(&c, &b.url, "multi", "kept", &tagged);
+    let index = index_of(&[&amd64, &arm64, &tagged]);
+    put_manifest(&c, &b.url, "multi", "v1", OCI_INDEX, &index);
+    let index_digest = crate::common::sha256(&index);
+    let tagged_bytes: u64 = tagged.blobs().map(|x| x.bytes.len() as u64).sum();
+
+    assert_eq!(delete(&b, &format!("multi/manifests/{index_digest}")), 202);
+    wait_for(60, "the untagged platform images' bytes to go", || {
+        blob_bytes(&b.data_dir) == tagged_bytes
+    });
+    for image in [&amd64, &arm64] {
+        assert_eq!(head_manifest(&b, "multi", &image.digest), 404);
+    }
+    pull_and_verify(&c, &b.url, "multi", "kept");
+
+    assert_eq!(
+        delete(&b, &format!("multi/manifests/{}", tagged.digest)),
+        202
+    );
+    wait_for(60, "every byte to go", || blob_bytes(&b.data_dir) == 0);
+    wait_for(60, "the repository to leave the catalog", || {
+        c.get(b.v2("_catalog")).send().unwrap().text().unwrap() == r#"{"repositories":[]}"#
+    });
+    wait_for(30, "the data directory to shrink back", || {
+        data_bytes(&b.data_dir) == before
+    });
 }
 
 /// A monolithic push whose client stalls for longer than the grace period

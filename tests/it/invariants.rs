@@ -3,24 +3,12 @@
 //! sessions (6), streaming (flat memory).
 
 use crate::common::image::{pull_and_verify, push_blob, push_image, random_image, Blob};
-use crate::common::{
-    blob_bytes, client, metadata_dump, sha256, snapshot, Berth, OCI_INDEX, OCI_MANIFEST,
-};
-use reqwest::blocking::Client;
+use crate::common::{blob_bytes, client, metadata_dump, sha256, snapshot, status, Berth};
 use std::io::Read;
 
 /// Everything observable about the stored state.
 fn state(b: &Berth) -> (std::collections::BTreeMap<String, (u64, String)>, String) {
     (snapshot(&b.data_dir), metadata_dump(&b.metadata_path()))
-}
-
-fn status(c: &Client, method: reqwest::Method, url: &str) -> u16 {
-    c.request(method, url)
-        .header("accept", format!("{OCI_MANIFEST}, {OCI_INDEX}"))
-        .send()
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 /// The seed scenario: after a push to `my-repo`, a HEAD of one of its layers

@@ -180,6 +180,16 @@ pub fn client() -> reqwest::blocking::Client {
         .expect("client")
 }
 
+/// The status of a request to `url`, accepting any manifest type.
+pub fn status(c: &reqwest::blocking::Client, method: reqwest::Method, url: &str) -> u16 {
+    c.request(method, url)
+        .header("accept", format!("{OCI_MANIFEST}, {OCI_INDEX}"))
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
