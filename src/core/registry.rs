@@ -14,6 +14,7 @@ use crate::metadata::{
 use crate::storage::{BlobKey, BlobStore, ChunkStream};
 use bytes::Bytes;
 use std::sync::Arc;
+use tokio::sync::OwnedMutexGuard;
 
 pub use super::upload::ByteStream as Body;
 
@@ -237,6 +238,27 @@ impl Registry {
         }
     }
 
+    /// Lock session `id` of `repo` and read it under the lock. It is looked
+    /// up first, so an unknown id leaves nothing in memory; under the lock
+    /// it is read again, since a request that held the lock may have closed
+    /// it.
+    async fn lock_session(
+        &self,
+        repo: &RepoName,
+        id: &str,
+    ) -> Result<(OwnedMutexGuard<Option<upload::HashState>>, UploadSession)> {
+        self.upload_status(repo, id).await?;
+        let guard = self.sessions.slot(id).lock_owned().await;
+        match self.meta.upload(id).await? {
+            Some(s) if &s.repo == repo => Ok((guard, s)),
+            Some(_) => Err(Error::upload_unknown()),
+            None => {
+                self.sessions.forget(id);
+                Err(Error::upload_unknown())
+            }
+        }
+    }
+
     /// Append a chunk. `start`, from `Content-Range`, must equal the bytes
     /// received so far; otherwise RangeInvalid carries the current size.
     pub async fn upload_append(
@@ -246,9 +268,7 @@ impl Registry {
         start: Option<u64>,
         body: ByteStream,
     ) -> Result<UploadSession> {
-        let slot = self.sessions.slot(id);
-        let mut guard = slot.lock().await;
-        let mut session = self.upload_status(repo, id).await?;
+        let (mut guard, mut session) = self.lock_session(repo, id).await?;
         check_start(start, &session)?;
         let state = guard.take();
         let state = upload::append(
@@ -265,6 +285,8 @@ impl Registry {
             .advance_upload(id, session.size, state.offset)
             .await?
         {
+            // Expired while the chunk streamed in.
+            self.sessions.forget(id);
             return Err(Error::upload_unknown());
         }
         session.size = state.offset;
@@ -283,9 +305,7 @@ impl Registry {
         digest: &Digest,
         body: ByteStream,
     ) -> Result<()> {
-        let slot = self.sessions.slot(id);
-        let mut guard = slot.lock().await;
-        let session = self.upload_status(repo, id).await?;
+        let (mut guard, session) = self.lock_session(repo, id).await?;
         check_start(start, &session)?;
         let state = upload::append(
             &*self.blobs,
@@ -407,9 +427,7 @@ impl Registry {
 
     /// Cancel a session and drop its bytes.
     pub async fn upload_cancel(&self, repo: &RepoName, id: &str) -> Result<()> {
-        let slot = self.sessions.slot(id);
-        let _guard = slot.lock().await;
-        self.upload_status(repo, id).await?;
+        let (_guard, _) = self.lock_session(repo, id).await?;
         self.meta.delete_upload(id).await?;
         self.sessions.forget(id);
         self.discard_staging(id);
@@ -575,6 +593,53 @@ mod tests {
             UploadStart::Session(s) => s,
             UploadStart::Created(d) => panic!("expected a session, got {d}"),
         }
+    }
+
+    /// Requests for upload ids that name no session (never issued, closed,
+    /// or of another repository) leave nothing in memory; a session's
+    /// in-memory state goes when it closes.
+    #[tokio::test]
+    async fn unknown_upload_ids_leave_nothing_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, stores) = stores(dir.path());
+        let registry = stores.registry(&config);
+        let repo = RepoName::parse("r").unwrap();
+        let d = Digest::sha256_of(b"x");
+        for i in 0..500 {
+            let id = format!("{i:032x}");
+            let e = registry.upload_append(&repo, &id, None, body(b"x")).await;
+            assert_eq!(e.err().map(|e| e.code), Some(Code::BlobUploadUnknown));
+            let e = registry
+                .upload_finish(&repo, &id, None, &d, body(b"x"))
+                .await;
+            assert_eq!(e.err().map(|e| e.code), Some(Code::BlobUploadUnknown));
+            let e = registry.upload_cancel(&repo, &id).await;
+            assert_eq!(e.err().map(|e| e.code), Some(Code::BlobUploadUnknown));
+        }
+        assert_eq!(registry.sessions.len(), 0);
+
+        let s = session(registry.start_upload(&repo, None).await.unwrap());
+        let other = RepoName::parse("other").unwrap();
+        let e = registry
+            .upload_append(&other, &s.id, None, body(b"x"))
+            .await;
+        assert_eq!(e.err().map(|e| e.code), Some(Code::BlobUploadUnknown));
+        assert_eq!(registry.sessions.len(), 0);
+        registry
+            .upload_append(&repo, &s.id, None, body(b"x"))
+            .await
+            .unwrap();
+        assert_eq!(registry.sessions.len(), 1);
+        registry
+            .upload_finish(&repo, &s.id, None, &d, body(b""))
+            .await
+            .unwrap();
+        assert_eq!(registry.sessions.len(), 0);
+        for _ in 0..100 {
+            let e = registry.upload_append(&repo, &s.id, None, body(b"x")).await;
+            assert_eq!(e.err().map(|e| e.code), Some(Code::BlobUploadUnknown));
+        }
+        assert_eq!(registry.sessions.len(), 0);
     }
 
     /// A session that expires while its closing PUT runs (the collector
