@@ -92,9 +92,10 @@ pub fn remove_manifest(
         let rows = stmt.query_map(params![repo_id, digest], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    // A child manifest a client was just told is there (a HEAD) stays for
-    // the grace period after its last parent goes, so that a client that
-    // skipped pushing it can still push an index naming it.
+    // What a client was just told is there (a HEAD of a blob or a child
+    // manifest) stays for the grace period after its last reference goes,
+    // so that a client that skipped pushing it can still push a manifest
+    // naming it.
     let grace_ends = now + ms(policy.grace);
     for (target, kind) in refs {
         if kind == "child" {
@@ -103,6 +104,11 @@ pub fn remove_manifest(
             // untagged policy says.
             queue(tx, "MAX", CHILD, repo_id, &target, grace_ends.max(at))?;
         } else {
+            tx.execute(
+                "UPDATE repo_blobs SET created_at = ?3 WHERE repo_id = ?1 AND digest = ?2
+                 AND NOT EXISTS (SELECT 1 FROM manifest_refs WHERE target = ?2 AND repo_id = ?1)",
+                params![repo_id, target, now],
+            )?;
             enqueue(tx, LINK, repo_id, &target, at)?;
         }
     }
@@ -188,7 +194,8 @@ fn remove_repo_if_empty(tx: &Transaction, repo_id: i64) -> rusqlite::Result<bool
 }
 
 /// A repository's link to a blob stays while a manifest in the repository
-/// names the blob, or while the grace period since the upload or mount runs.
+/// names the blob, or while the grace period since the upload or mount (or
+/// since the last manifest naming it went) runs.
 /// Returns whether the item stays queued (requeued for later).
 fn review_link(
     tx: &Transaction,
