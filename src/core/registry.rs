@@ -125,7 +125,34 @@ impl Registry {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> Result<BlobBody> {
-        let StoredBlob { size, key, .. } = self.stored_blob(repo, digest).await?;
+        let blob = self.stored_blob(repo, digest).await?;
+        if let Some(body) = self.read_copy(digest, &blob, range).await? {
+            return Ok(body);
+        }
+        // The collector may have removed the blob (metadata first, then
+        // bytes) since it was looked up, or an upload may have replaced a
+        // broken copy: answer as the metadata says now (404 when gone).
+        let again = self.stored_blob(repo, digest).await?;
+        if again.key != blob.key {
+            if let Some(body) = self.read_copy(digest, &again, range).await? {
+                return Ok(body);
+            }
+        }
+        Err(Error::internal(
+            "reading blob",
+            format!("{digest} has metadata but no bytes"),
+        ))
+    }
+
+    /// Open `range` of one stored copy of `digest`; `None` when the copy
+    /// has no bytes.
+    async fn read_copy(
+        &self,
+        digest: &Digest,
+        blob: &StoredBlob,
+        range: Option<ByteRange>,
+    ) -> Result<Option<BlobBody>> {
+        let size = blob.size;
         let resolved = match range {
             Some(r) => Some(r.resolve(size).ok_or_else(|| {
                 let mut e =
@@ -135,17 +162,14 @@ impl Registry {
             })?),
             None => None,
         };
-        let read = self
+        let Some(read) = self
             .blobs
-            .read(&key, resolved)
+            .read(&blob.key, resolved)
             .await
             .map_err(|e| Error::internal("reading blob", e))?
-            .ok_or_else(|| {
-                Error::internal(
-                    "reading blob",
-                    format!("{digest} has metadata but no bytes"),
-                )
-            })?;
+        else {
+            return Ok(None);
+        };
         if read.stored_len != size {
             return Err(Error::internal(
                 "reading blob",
@@ -155,11 +179,11 @@ impl Registry {
                 ),
             ));
         }
-        Ok(BlobBody {
+        Ok(Some(BlobBody {
             size,
             range: resolved,
             chunks: read.chunks,
-        })
+        }))
     }
 
     /// Remove a blob from `repo` (other repositories keep theirs).
@@ -586,7 +610,8 @@ fn page(items: &mut Vec<String>, n: usize) -> Page {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::testing::{body, stores};
+    use crate::core::testing::{body, stores, CollectOnRead};
+    use std::sync::Mutex;
 
     fn session(start: UploadStart) -> UploadSession {
         match start {
@@ -686,6 +711,33 @@ mod tests {
                 .await
                 .unwrap()
                 .is_none());
+        }
+    }
+
+    /// A read that looked the blob up just before the collector removed it
+    /// (metadata, then bytes) answers BLOB_UNKNOWN, as it would a moment
+    /// later, not an internal error.
+    #[tokio::test]
+    async fn a_read_racing_the_collector_is_404_not_500() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, stores) = stores(dir.path());
+        let racing = Arc::new(CollectOnRead {
+            inner: stores.blobs.clone(),
+            meta: stores.meta.clone(),
+            next: Mutex::new(None),
+        });
+        let registry = Registry::new(racing.clone(), stores.meta.clone(), config.core_limits());
+        let repo = RepoName::parse("r").unwrap();
+        let digest = Digest::sha256_of(b"read me");
+        registry
+            .upload_whole(&repo, &digest, body(b"read me"))
+            .await
+            .unwrap();
+        assert!(registry.blob_read(&repo, &digest, None).await.is_ok());
+        *racing.next.lock().unwrap() = Some((repo.clone(), digest.clone()));
+        match registry.blob_read(&repo, &digest, None).await {
+            Ok(_) => panic!("read a collected blob"),
+            Err(e) => assert_eq!(e.code, Code::BlobUnknown, "{e:?}"),
         }
     }
 }
