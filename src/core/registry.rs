@@ -475,7 +475,20 @@ impl Registry {
             Reference::Tag(t) => self.meta.manifest_by_tag(repo, t).await?,
             Reference::Digest(d) => self.meta.manifest_by_digest(repo, d).await?,
         };
-        found.ok_or_else(|| Error::manifest_unknown(reference))
+        let m = found.ok_or_else(|| Error::manifest_unknown(reference))?;
+        // Content addressing holds on the way out too (a manifest is at
+        // most a few MiB, so hashing it is cheap): a body that rotted at
+        // rest is never served. Pushing the manifest again repairs it.
+        if Digest::of(m.digest.algorithm(), &m.body) != m.digest {
+            return Err(Error::internal(
+                "reading manifest",
+                format!(
+                    "{} failed an integrity check; push it again to repair",
+                    m.digest
+                ),
+            ));
+        }
+        Ok(m)
     }
 
     /// Validate and store a manifest under `reference` (a tag, or the digest

@@ -467,8 +467,13 @@ impl MetadataStore for SqliteMetadata {
             }
             let id = ensure_repo(tx, &repo)?;
             let t = now();
+            // The body was just checked against the digest: it replaces a
+            // stored body that no longer matches (rot that scrub reports and
+            // reads refuse), so pushing the manifest again repairs it.
             tx.execute(
-                "INSERT OR IGNORE INTO manifest_bodies (digest, body) VALUES (?1, ?2)",
+                "INSERT INTO manifest_bodies (digest, body) VALUES (?1, ?2)
+                 ON CONFLICT (digest) DO UPDATE SET body = excluded.body
+                 WHERE manifest_bodies.body <> excluded.body",
                 params![digest_s, body],
             )?;
             let annotations = parsed

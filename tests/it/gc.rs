@@ -138,6 +138,18 @@ fn assert_scrub_clean(args: &[&str]) {
     );
 }
 
+/// A file of `size` bytes under blobs/ that no metadata names, as a crash
+/// between writing bytes and committing their metadata leaves one; `name`
+/// is its key's suffix. Returns its path and key.
+fn plant_orphan(data_dir: &Path, name: &str, size: usize) -> (std::path::PathBuf, String) {
+    let hex = &crate::common::sha256(name.as_bytes())[7..];
+    let dir = data_dir.join("blobs/sha256").join(&hex[..2]);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{hex}.{name}"));
+    std::fs::write(&path, vec![1u8; size]).unwrap();
+    (path, format!("sha256/{hex}/{name}"))
+}
+
 /// A config file for `berth serve` or the maintenance commands.
 fn config_file(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
@@ -920,4 +932,106 @@ fn head_and_skip_survives_the_image_being_deleted() {
     } else {
         eprintln!("SKIP: the machine took longer than the grace period");
     }
+}
+
+/// scrub finds a blob whose bytes are gone; --repair marks it so reads fail
+/// closed; pushing the blob again repairs it. (Missing blobs used to be
+/// reported but never marked.)
+#[test]
+fn scrub_finds_missing_blobs_and_a_re_push_repairs_them() {
+    let b = Berth::start();
+    let c = client();
+    let image = random_image(90, 1, 32 << 10);
+    push_image(&c, &b.url, "lost", "v1", &image);
+    let layer = &image.layers[0];
+    std::fs::remove_file(blob_file(&b.data_dir, &layer.digest)).unwrap();
+
+    let data = b.data_dir.to_str().unwrap().to_string();
+    let (code, report) = scrub_json(&["--data-dir", &data]);
+    assert_eq!(code, Some(1));
+    assert_eq!(report["missing_blobs"], serde_json::json!([layer.digest]));
+    assert_eq!(report["corrupt_blobs"], serde_json::json!([]));
+
+    let (code, report) = scrub_json(&["--repair", "--data-dir", &data]);
+    assert_eq!(code, Some(1));
+    assert_eq!(report["marked_corrupt"], 1, "{report}");
+    assert_eq!(head(&b, &format!("lost/blobs/{}", layer.digest)), 500);
+
+    push_blob(&c, &b.url, "lost", layer);
+    pull_and_verify(&c, &b.url, "lost", "v1");
+    assert_scrub_clean(&["--data-dir", &data]);
+}
+
+/// scrub reports unnamed files older than the grace period as orphans and
+/// younger ones as in flight; --repair removes only the orphans.
+#[test]
+fn scrub_reports_orphans_and_repair_removes_only_old_ones() {
+    let b = Berth::start();
+    let c = client();
+    let image = random_image(91, 1, 8 << 10);
+    push_image(&c, &b.url, "o", "v1", &image);
+    let (old, old_key) = plant_orphan(&b.data_dir, "old", 123);
+    let (young, _) = plant_orphan(&b.data_dir, "young", 123);
+    set_age(&old, 7200);
+
+    let data = b.data_dir.to_str().unwrap().to_string();
+    let cfg = short_grace_config(&b.data_dir);
+    let (code, report) = scrub_json(&["--config", &cfg, "--data-dir", &data]);
+    assert_eq!(code, Some(1));
+    assert_eq!(report["orphans"], serde_json::json!([[old_key, 123]]));
+    assert_eq!(report["in_flight"], 1);
+    assert!(old.exists(), "scrub without --repair removed a file");
+
+    let out = berth_cli(&[
+        "scrub",
+        "--repair",
+        "--json",
+        "--config",
+        &cfg,
+        "--data-dir",
+        &data,
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["orphans_removed"], 1, "{report}");
+    assert!(!old.exists() && young.exists());
+    assert_scrub_clean(&["--config", &cfg, "--data-dir", &data]);
+    pull_and_verify(&c, &b.url, "o", "v1");
+}
+
+/// A manifest whose stored body no longer hashes to its digest is never
+/// served (reads fail closed), scrub reports it, and pushing the manifest
+/// again repairs it.
+#[test]
+fn a_rotten_manifest_fails_closed_and_a_re_push_repairs_it() {
+    let b = Berth::start();
+    let c = client();
+    let image = random_image(92, 1, 8 << 10);
+    push_image(&c, &b.url, "rot", "v1", &image);
+    let mut rotten = image.manifest.clone();
+    rotten[10] ^= 0x20;
+    let conn = rusqlite::Connection::open(b.metadata_path()).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    let n = conn
+        .execute(
+            "UPDATE manifest_bodies SET body = ?2 WHERE digest = ?1",
+            rusqlite::params![image.digest, rotten],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(conn);
+    for reference in ["v1", image.digest.as_str()] {
+        assert_eq!(head_manifest(&b, "rot", reference), 500, "{reference}");
+    }
+    let data = b.data_dir.to_str().unwrap().to_string();
+    let (code, report) = scrub_json(&["--data-dir", &data]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        report["corrupt_manifests"],
+        serde_json::json!([image.digest])
+    );
+
+    put_manifest(&c, &b.url, "rot", "v1", OCI_MANIFEST, &image.manifest);
+    assert_eq!(pull_and_verify(&c, &b.url, "rot", "v1"), image.manifest);
+    assert_scrub_clean(&["--data-dir", &data]);
 }
