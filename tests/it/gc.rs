@@ -65,6 +65,12 @@ fn referenced(db: &Path) -> (BTreeSet<String>, u64) {
     (rows.into_iter().map(|r| r.0).collect(), bytes)
 }
 
+/// Everything observable about the stored state: every file (size and
+/// hash) and every metadata row.
+fn state(b: &Berth) -> (std::collections::BTreeMap<String, (u64, String)>, String) {
+    (snapshot(&b.data_dir), metadata_dump(&b.metadata_path()))
+}
+
 /// Open the metadata read-only beside the running server.
 fn db(b: &Berth) -> rusqlite::Connection {
     db_at(&b.metadata_path())
@@ -161,6 +167,8 @@ fn config_file(dir: &Path, name: &str, text: &str) -> String {
 /// different-repo (404, nothing created), delete the image; after the GC
 /// delay the bytes are gone, the data directory is back to its size before
 /// the push, different-repo appears nowhere, and HEAD still answers 404.
+/// Around the HEADs, before and after the collection, a snapshot of the
+/// data directory and a dump of the metadata show that HEAD writes nothing.
 #[test]
 fn deleting_an_image_frees_its_bytes() {
     let b = Berth::start_with_args(FAST_GC);
@@ -169,7 +177,12 @@ fn deleting_an_image_frees_its_bytes() {
     let image = random_image(10, 3, 200 << 10);
     push_image(&c, &b.url, "my-repo", "v1", &image);
     let layer = image.layers[0].digest.clone();
+    // The HEADs change nothing at all: no file, no directory, no row.
+    wait_for_idle_collector(&b);
+    let before_heads = state(&b);
     assert_eq!(head(&b, &format!("different-repo/blobs/{layer}")), 404);
+    assert_eq!(head(&b, &format!("my-repo/blobs/{layer}")), 200);
+    assert_eq!(state(&b), before_heads, "a HEAD changed the stored state");
     assert!(blob_bytes(&b.data_dir) > 600 << 10);
 
     assert_eq!(
@@ -188,8 +201,11 @@ fn deleting_an_image_frees_its_bytes() {
         "files left: {:?}",
         snapshot(&b.data_dir)
     );
+    wait_for_idle_collector(&b);
+    let before_heads = state(&b);
     assert_eq!(head(&b, &format!("different-repo/blobs/{layer}")), 404);
     assert_eq!(head(&b, &format!("my-repo/blobs/{layer}")), 404);
+    assert_eq!(state(&b), before_heads, "a HEAD changed the stored state");
     let dump = metadata_dump(&b.metadata_path());
     assert!(!dump.contains("different-repo"));
     assert!(!dump.contains(&layer), "metadata still names the layer");
@@ -788,6 +804,193 @@ fn deleting_an_index_frees_its_platform_images() {
     wait_for(30, "the data directory to shrink back", || {
         data_bytes(&b.data_dir) == before
     });
+}
+
+/// With `gc.untagged_after` set, untagged manifests are collected, but
+/// never the children of a tagged index nor a referrer of a live subject;
+/// once the index loses its tag it goes, and its children and referrer go
+/// with it.
+#[test]
+fn untagged_policy_spares_children_of_tagged_indexes_and_live_referrers() {
+    let cfg = tempfile::tempdir().unwrap();
+    let cfg = config_file(
+        cfg.path(),
+        "untagged.toml",
+        "[gc]\nuntagged_after = \"0s\"\ngrace = \"1s\"\ninterval = \"100ms\"\n",
+    );
+    let b = Berth::start_with_args(&["--config", &cfg]);
+    let c = client();
+    let a = random_image(40, 1, 20 << 10);
+    let bb = random_image(41, 1, 20 << 10);
+    push_image(&c, &b.url, "m", "ta", &a);
+    push_image(&c, &b.url, "m", "tb", &bb);
+    let index = index_of(&[&a, &bb]);
+    let index_digest = crate::common::sha256(&index);
+    put_manifest(&c, &b.url, "m", "v1", OCI_INDEX, &index);
+    for t in ["ta", "tb"] {
+        assert_eq!(delete(&b, &format!("m/manifests/{t}")), 202);
+    }
+    // An untagged referrer of the (tagged) index.
+    let empty = Blob::new("application/vnd.oci.empty.v1+json", b"{}".to_vec());
+    push_blob(&c, &b.url, "m", &empty);
+    let referrer = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example.sig",
+        "config": empty.descriptor(),
+        "layers": [],
+        "subject": { "mediaType": OCI_INDEX, "digest": index_digest, "size": index.len() },
+    }))
+    .unwrap();
+    let rdigest = crate::common::sha256(&referrer);
+    put_manifest(&c, &b.url, "m", &rdigest, OCI_MANIFEST, &referrer);
+    // A loose untagged image, pushed last: once it is collected, every
+    // review queued before it has run.
+    let loose = random_image(42, 1, 10 << 10);
+    push_untagged(&c, &b.url, "m", &loose);
+    wait_for(60, "the loose untagged image to be collected", || {
+        head_manifest(&b, "m", &loose.digest) == 404
+    });
+    for d in [&a.digest, &bb.digest, &rdigest, &index_digest] {
+        assert_eq!(head_manifest(&b, "m", d), 200, "{d} was collected");
+    }
+
+    assert_eq!(delete(&b, "m/manifests/v1"), 202);
+    wait_for(60, "the index, its children and its referrer to go", || {
+        [&a.digest, &bb.digest, &rdigest, &index_digest]
+            .iter()
+            .all(|d| head_manifest(&b, "m", d) == 404)
+    });
+    wait_for(60, "every byte to go", || blob_bytes(&b.data_dir) == 0);
+}
+
+/// A writer that links a blob under review takes it off the review queue
+/// in the same transaction: a blob deleted from a repository (reviewed in
+/// 2 s) and mounted into it again, or uploaded into it again, right away
+/// is no longer queued, and is there after the review time.
+#[test]
+fn relinking_a_queued_blob_takes_it_off_the_queue() {
+    let b = Berth::start_with_args(&["--gc-delay", "2s", "--gc-interval", "100ms"]);
+    let c = client();
+    let mounted = Blob::new("application/octet-stream", vec![3u8; 5000]);
+    let pushed = Blob::new("application/octet-stream", vec![4u8; 6000]);
+    push_blob(&c, &b.url, "a", &mounted);
+    push_blob(&c, &b.url, "b", &mounted);
+    push_blob(&c, &b.url, "a", &pushed);
+    for blob in [&mounted, &pushed] {
+        assert_eq!(delete(&b, &format!("a/blobs/{}", blob.digest)), 202);
+        assert_eq!(queued(&b, Some("blob"), Some(&blob.digest)), 1);
+    }
+    let r = c
+        .post(b.v2(&format!("a/blobs/uploads/?mount={}&from=b", mounted.digest)))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(queued(&b, Some("blob"), Some(&mounted.digest)), 0);
+    push_blob(&c, &b.url, "a", &pushed);
+    assert_eq!(queued(&b, Some("blob"), Some(&pushed.digest)), 0);
+
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    for blob in [&mounted, &pushed] {
+        let got = c
+            .get(b.v2(&format!("a/blobs/{}", blob.digest)))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap();
+        assert_eq!(got.as_ref(), &blob.bytes[..]);
+    }
+}
+
+/// Abandoned upload sessions expire `gc.upload_expiry` after their last
+/// write, with their staged bytes; the session is then unknown.
+#[test]
+fn abandoned_upload_sessions_expire_with_their_bytes() {
+    let cfg = tempfile::tempdir().unwrap();
+    let cfg = config_file(
+        cfg.path(),
+        "expiry.toml",
+        "[gc]\nupload_expiry = \"1s\"\ninterval = \"100ms\"\n",
+    );
+    let b = Berth::start_with_args(&["--config", &cfg]);
+    let c = client();
+    let r = c.post(b.v2("abandoned/blobs/uploads/")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let loc = format!("{}{}", b.url, r.headers()["location"].to_str().unwrap());
+    let r = c
+        .patch(&loc)
+        .header("content-range", "0-9999")
+        .body(vec![5u8; 10_000])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let staged = snapshot(&b.data_dir.join("uploads"));
+    assert_eq!(staged.values().map(|v| v.0).sum::<u64>(), 10_000);
+
+    wait_for(30, "the session's staged bytes to go", || {
+        snapshot(&b.data_dir.join("uploads")).is_empty()
+    });
+    assert_eq!(c.get(&loc).send().unwrap().status().as_u16(), 404);
+    let uploads: i64 = db(&b)
+        .query_row("SELECT COUNT(*) FROM uploads", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(uploads, 0);
+}
+
+/// The sweep (here run by `berth gc`) removes files that no metadata names
+/// once they are older than the grace period: an orphan blob copy and the
+/// staging file of an upload that has no session, as a crash leaves them.
+/// Young unnamed files, the staging of a live session however long ago it
+/// was written, and every named blob stay.
+#[test]
+fn sweep_removes_old_orphans_and_keeps_young_ones() {
+    let b = Berth::start();
+    let c = client();
+    let image = random_image(50, 1, 20 << 10);
+    push_image(&c, &b.url, "keep", "v1", &image);
+    // A live session, last written two hours ago.
+    let r = c.post(b.v2("keep/blobs/uploads/")).send().unwrap();
+    let loc = format!("{}{}", b.url, r.headers()["location"].to_str().unwrap());
+    let id = r.headers()["docker-upload-uuid"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let session_bytes = vec![6u8; 1000];
+    let r = c.patch(&loc).body(session_bytes.clone()).send().unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    set_age(&b.data_dir.join("uploads").join(&id), 7200);
+    // Unnamed files, old and young.
+    let (old_blob, _) = plant_orphan(&b.data_dir, "oldorphan", 700);
+    let (young_blob, _) = plant_orphan(&b.data_dir, "youngorphan", 700);
+    let uploads = b.data_dir.join("uploads");
+    let (old_staging, young_staging) = (uploads.join("oldcrash"), uploads.join("youngcrash"));
+    for p in [&old_staging, &young_staging] {
+        std::fs::write(p, vec![8u8; 300]).unwrap();
+    }
+    set_age(&old_blob, 7200);
+    set_age(&old_staging, 7200);
+
+    let data = b.data_dir.to_str().unwrap().to_string();
+    let cfg = short_grace_config(&b.data_dir);
+    let out = berth_cli(&["gc", "--json", "--config", &cfg, "--data-dir", &data]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["orphan_files_removed"], 2, "{report}");
+    assert_eq!(report["orphan_bytes_removed"], 1000, "{report}");
+    assert!(!old_blob.exists() && !old_staging.exists());
+    assert!(young_blob.exists() && young_staging.exists());
+    assert!(
+        uploads.join(&id).exists(),
+        "a live session's staging was swept"
+    );
+    pull_and_verify(&c, &b.url, "keep", "v1");
+    let d = crate::common::sha256(&session_bytes);
+    let r = c.put(format!("{loc}?digest={d}")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 201);
 }
 
 /// A monolithic push whose client stalls for longer than the grace period

@@ -133,9 +133,28 @@ impl Berth {
 
     /// SIGTERM and wait for a graceful exit; returns the exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let mut c = self.child.take()?;
-        unsafe_sigterm(c.id());
-        c.wait().ok()
+        self.signal("TERM");
+        self.wait()
+    }
+
+    /// Send the server a signal (`TERM`, `INT`, ...) and leave it running
+    /// (or stopping); see [`Berth::wait`].
+    pub fn signal(&self, name: &str) {
+        if let Some(c) = &self.child {
+            send_signal(c.id(), name);
+        }
+    }
+
+    /// Wait for the server to exit; returns its exit status.
+    pub fn wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.take()?.wait().ok()
+    }
+
+    /// The exit status if the server has exited, without waiting.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
     }
 
     /// Start again on the same data directory and the same port.
@@ -165,9 +184,9 @@ impl Drop for Berth {
     }
 }
 
-fn unsafe_sigterm(pid: u32) {
+fn send_signal(pid: u32, name: &str) {
     let _ = Command::new("kill")
-        .arg("-TERM")
+        .arg(format!("-{name}"))
         .arg(pid.to_string())
         .status();
 }
