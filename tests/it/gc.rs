@@ -1238,3 +1238,19 @@ fn a_rotten_manifest_fails_closed_and_a_re_push_repairs_it() {
     assert_eq!(pull_and_verify(&c, &b.url, "rot", "v1"), image.manifest);
     assert_scrub_clean(&["--data-dir", &data]);
 }
+
+/// The maintenance commands refuse a data directory that does not exist (a
+/// mistyped path) instead of creating an empty store there and reporting
+/// on it.
+#[test]
+fn maintenance_commands_refuse_a_missing_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    for cmd in ["gc", "scrub", "du"] {
+        let out = berth_cli(&[cmd, "--data-dir", missing.to_str().unwrap()]);
+        assert!(!out.status.success(), "{cmd}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("does not exist"), "{cmd}: {stderr}");
+        assert!(!missing.exists(), "{cmd} created the data directory");
+    }
+}
