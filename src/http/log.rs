@@ -2,7 +2,7 @@
 //! response head. Query strings are left out (they may carry tokens later).
 
 use axum::extract::Request;
-use axum::http::header;
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use hyper::body::Body as _;
@@ -13,13 +13,17 @@ pub async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let resp = next.run(req).await;
-    let bytes = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .or_else(|| resp.body().size_hint().exact())
-        .unwrap_or(0);
+    // The body's bytes: a HEAD announces a Content-Length but sends none.
+    let bytes = if method == Method::HEAD {
+        0
+    } else {
+        resp.headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .or_else(|| resp.body().size_hint().exact())
+            .unwrap_or(0)
+    };
     tracing::info!(
         target: "berth::request",
         %method,

@@ -526,3 +526,40 @@ fn patch_racing_the_closing_put_never_corrupts_the_blob() {
     }
     assert!(created > 0, "no PUT ever won the race");
 }
+
+/// The request log's `bytes` is what the response body carries: a HEAD,
+/// which sends no body, logs 0 (it used to log the Content-Length it
+/// announces), and a GET of the same blob logs its size.
+#[test]
+fn request_log_counts_the_bytes_of_the_body() {
+    let b = Berth::start();
+    let c = client();
+    let blob = Blob::new("application/octet-stream", vec![9u8; 1000]);
+    push_blob(&c, &b.url, "logged", &blob);
+    let url = b.v2(&format!("logged/blobs/{}", blob.digest));
+    assert_eq!(c.head(&url).send().unwrap().status().as_u16(), 200);
+    assert_eq!(c.get(&url).send().unwrap().bytes().unwrap().len(), 1000);
+    let line = |method: &str| {
+        b.logs()
+            .lines()
+            .find(|l| {
+                l.contains("berth::request")
+                    && l.contains(&format!(" method={method} "))
+                    && l.contains(&blob.digest)
+            })
+            .map(str::to_owned)
+    };
+    crate::common::wait_for(30, "both requests in the log", || {
+        line("HEAD").is_some() && line("GET").is_some()
+    });
+    assert!(
+        line("HEAD").unwrap().contains(" bytes=0 "),
+        "{:?}",
+        line("HEAD")
+    );
+    assert!(
+        line("GET").unwrap().contains(" bytes=1000 "),
+        "{:?}",
+        line("GET")
+    );
+}
