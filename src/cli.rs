@@ -7,7 +7,7 @@ use crate::core::gc::{now_ms, PassReport};
 use crate::core::metrics::GcMetrics;
 use crate::core::scrub::{self, ScrubReport};
 use crate::metadata::Usage;
-use crate::server::open_stores;
+use crate::server::Stores;
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -113,6 +113,19 @@ fn print_json(v: &impl Serialize) -> Result<(), String> {
     Ok(())
 }
 
+/// Open the stores of an existing data directory. The maintenance
+/// commands work on a registry's data; a mistyped path must be an error,
+/// not a fresh, empty store that then reports all is well.
+fn open_existing(config: &Config) -> Result<Stores, String> {
+    if !config.data_dir.is_dir() {
+        return Err(format!(
+            "data directory {} does not exist",
+            config.data_dir.display()
+        ));
+    }
+    crate::server::open_stores(config)
+}
+
 #[derive(Serialize)]
 struct DryRun {
     queue_depth: u64,
@@ -123,7 +136,7 @@ struct DryRun {
 }
 
 pub async fn gc(config: &Config, dry_run: bool, json: bool) -> Result<(), String> {
-    let stores = open_stores(config)?;
+    let stores = open_existing(config)?;
     if dry_run {
         let (queue_depth, queue_due) = stores
             .meta
@@ -206,7 +219,7 @@ pub async fn gc(config: &Config, dry_run: bool, json: bool) -> Result<(), String
 }
 
 pub async fn scrub(config: &Config, repair: bool, json: bool) -> Result<bool, String> {
-    let stores = open_stores(config)?;
+    let stores = open_existing(config)?;
     let progress = Progress::new();
     let report: ScrubReport = scrub::scrub(
         &*stores.blobs,
@@ -286,7 +299,7 @@ struct DuReport {
 }
 
 pub async fn du(config: &Config, json: bool) -> Result<(), String> {
-    let stores = open_stores(config)?;
+    let stores = open_existing(config)?;
     let usage = stores.meta.usage().await.map_err(|e| e.to_string())?;
     let reclaimable_bytes = stores
         .meta

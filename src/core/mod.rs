@@ -11,6 +11,8 @@ pub mod names;
 pub mod range;
 pub mod registry;
 pub mod scrub;
+#[cfg(test)]
+pub(crate) mod testing;
 mod upload;
 
 pub use registry::Registry;

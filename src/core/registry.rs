@@ -11,9 +11,10 @@ use super::upload::{self, ByteStream, Sessions};
 use crate::metadata::{
     CommitBlob, ManifestRecord, MetadataStore, PutManifest, Referrer, StoredBlob, UploadSession,
 };
-use crate::storage::{BlobStore, ChunkStream};
+use crate::storage::{BlobKey, BlobStore, ChunkStream};
 use bytes::Bytes;
 use std::sync::Arc;
+use tokio::sync::OwnedMutexGuard;
 
 pub use super::upload::ByteStream as Body;
 
@@ -167,7 +168,34 @@ impl Registry {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> Result<BlobBody> {
-        let StoredBlob { size, key, .. } = self.stored_blob(repo, digest).await?;
+        let blob = self.stored_blob(repo, digest).await?;
+        if let Some(body) = self.read_copy(digest, &blob, range).await? {
+            return Ok(body);
+        }
+        // The collector may have removed the blob (metadata first, then
+        // bytes) since it was looked up, or an upload may have replaced a
+        // broken copy: answer as the metadata says now (404 when gone).
+        let again = self.stored_blob(repo, digest).await?;
+        if again.key != blob.key {
+            if let Some(body) = self.read_copy(digest, &again, range).await? {
+                return Ok(body);
+            }
+        }
+        Err(Error::internal(
+            "reading blob",
+            format!("{digest} has metadata but no bytes"),
+        ))
+    }
+
+    /// Open `range` of one stored copy of `digest`; `None` when the copy
+    /// has no bytes.
+    async fn read_copy(
+        &self,
+        digest: &Digest,
+        blob: &StoredBlob,
+        range: Option<ByteRange>,
+    ) -> Result<Option<BlobBody>> {
+        let size = blob.size;
         let resolved = match range {
             Some(r) => Some(r.resolve(size).ok_or_else(|| {
                 let mut e =
@@ -177,17 +205,14 @@ impl Registry {
             })?),
             None => None,
         };
-        let read = self
+        let Some(read) = self
             .blobs
-            .read(&key, resolved)
+            .read(&blob.key, resolved)
             .await
             .map_err(|e| Error::internal("reading blob", e))?
-            .ok_or_else(|| {
-                Error::internal(
-                    "reading blob",
-                    format!("{digest} has metadata but no bytes"),
-                )
-            })?;
+        else {
+            return Ok(None);
+        };
         if read.stored_len != size {
             return Err(Error::internal(
                 "reading blob",
@@ -197,11 +222,11 @@ impl Registry {
                 ),
             ));
         }
-        Ok(BlobBody {
+        Ok(Some(BlobBody {
             size,
             range: resolved,
             chunks: read.chunks,
-        })
+        }))
     }
 
     /// Remove a blob from `repo` (other repositories keep theirs).
@@ -230,27 +255,35 @@ impl Registry {
             }
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let opened = self
-            .meta
-            .create_upload(
-                &id,
-                repo,
-                client,
-                self.limits.max_upload_sessions,
-                self.limits.max_upload_sessions_per_client,
-            )
-            .await?;
-        if !opened {
-            return Err(Error::new(
-                Code::TooManyRequests,
-                "too many open upload sessions; finish or cancel some first",
-            ));
-        }
+        self.open_session(&id, repo, Some(client)).await?;
         Ok(UploadStart::Session(UploadSession {
             id,
             repo: repo.clone(),
             size: 0,
         }))
+    }
+
+    /// Record a new session, within the caps when a `client` opens it.
+    async fn open_session(&self, id: &str, repo: &RepoName, client: Option<&str>) -> Result<()> {
+        let (total, per_client) = match client {
+            Some(_) => (
+                self.limits.max_upload_sessions,
+                self.limits.max_upload_sessions_per_client,
+            ),
+            None => (u64::MAX, u64::MAX),
+        };
+        let opened = self
+            .meta
+            .create_upload(id, repo, client.unwrap_or(""), total, per_client)
+            .await?;
+        if opened {
+            Ok(())
+        } else {
+            Err(Error::new(
+                Code::TooManyRequests,
+                "too many open upload sessions; finish or cancel some first",
+            ))
+        }
     }
 
     /// Link `m.digest` into `repo` from an allowed source; false when no
@@ -281,19 +314,52 @@ impl Registry {
             .is_some())
     }
 
-    /// A monolithic upload: the whole blob in one request, checked against
-    /// `digest` before anything becomes visible.
+    /// A monolithic upload by the registry's own tools (no session caps).
     pub async fn upload_whole(
         &self,
         repo: &RepoName,
         digest: &Digest,
         body: ByteStream,
     ) -> Result<()> {
+        self.upload_whole_for(repo, digest, body, None).await
+    }
+
+    /// A monolithic upload: the whole blob in one request, checked against
+    /// `digest` before anything becomes visible. It is an upload session
+    /// like any other while its bytes stream in (with no id given out): the
+    /// row is what tells the collector's sweep that the staging file is in
+    /// use, however long the client takes, in this process or another. A
+    /// `client`'s upload counts against the session caps.
+    pub async fn upload_whole_for(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        body: ByteStream,
+        client: Option<&str>,
+    ) -> Result<()> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let state = upload::append(&*self.blobs, &id, 0, None, body, self.limits.max_blob_bytes)
-            .await
-            .inspect_err(|_| self.discard_staging(&id))?;
-        self.publish(repo, &id, state, digest, false).await
+        self.open_session(&id, repo, client).await?;
+        let result = match upload::append(
+            &*self.blobs,
+            &id,
+            0,
+            None,
+            body,
+            self.limits.max_blob_bytes,
+        )
+        .await
+        {
+            Ok(state) => self.publish(repo, &id, state, digest).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            // Nothing of a failed monolithic upload stays.
+            if let Err(e) = self.meta.delete_upload(&id).await {
+                tracing::warn!(upload = %id, error = %e, "could not remove failed upload");
+            }
+            self.discard_staging(&id);
+        }
+        result
     }
 
     /// The session `id` in `repo`, or BLOB_UPLOAD_UNKNOWN.
@@ -301,6 +367,27 @@ impl Registry {
         match self.meta.upload(id).await? {
             Some(s) if &s.repo == repo => Ok(s),
             _ => Err(Error::upload_unknown()),
+        }
+    }
+
+    /// Lock session `id` of `repo` and read it under the lock. It is looked
+    /// up first, so an unknown id leaves nothing in memory; under the lock
+    /// it is read again, since a request that held the lock may have closed
+    /// it.
+    async fn lock_session(
+        &self,
+        repo: &RepoName,
+        id: &str,
+    ) -> Result<(OwnedMutexGuard<Option<upload::HashState>>, UploadSession)> {
+        self.upload_status(repo, id).await?;
+        let guard = self.sessions.slot(id).lock_owned().await;
+        match self.meta.upload(id).await? {
+            Some(s) if &s.repo == repo => Ok((guard, s)),
+            Some(_) => Err(Error::upload_unknown()),
+            None => {
+                self.sessions.forget(id);
+                Err(Error::upload_unknown())
+            }
         }
     }
 
@@ -313,9 +400,7 @@ impl Registry {
         start: Option<u64>,
         body: ByteStream,
     ) -> Result<UploadSession> {
-        let slot = self.sessions.slot(id);
-        let mut guard = slot.lock().await;
-        let mut session = self.upload_status(repo, id).await?;
+        let (mut guard, mut session) = self.lock_session(repo, id).await?;
         check_start(start, &session)?;
         let state = guard.take();
         let state = upload::append(
@@ -332,6 +417,8 @@ impl Registry {
             .advance_upload(id, session.size, state.offset)
             .await?
         {
+            // Expired while the chunk streamed in.
+            self.sessions.forget(id);
             return Err(Error::upload_unknown());
         }
         session.size = state.offset;
@@ -350,9 +437,7 @@ impl Registry {
         digest: &Digest,
         body: ByteStream,
     ) -> Result<()> {
-        let slot = self.sessions.slot(id);
-        let mut guard = slot.lock().await;
-        let session = self.upload_status(repo, id).await?;
+        let (mut guard, session) = self.lock_session(repo, id).await?;
         check_start(start, &session)?;
         let state = upload::append(
             &*self.blobs,
@@ -366,7 +451,7 @@ impl Registry {
         // The lock is held until the session's metadata is gone: a request
         // waiting for it must find the session closed, not append to (and
         // truncate) the file being published.
-        let result = self.publish(repo, id, state, digest, true).await;
+        let result = self.publish(repo, id, state, digest).await;
         let closed = match &result {
             Ok(()) => true,
             Err(e) => matches!(e.code, Code::DigestInvalid | Code::BlobUploadUnknown),
@@ -378,23 +463,21 @@ impl Registry {
         result
     }
 
-    /// Verify the staged bytes hash to `digest`, then make them durable
-    /// content before the metadata that links them commits.
+    /// Verify the staged bytes of upload `id` hash to `digest`, then make
+    /// them durable content before the metadata that links them (and ends
+    /// the upload) commits.
     async fn publish(
         &self,
         repo: &RepoName,
         id: &str,
         state: upload::HashState,
         digest: &Digest,
-        session: bool,
     ) -> Result<()> {
         let size = state.offset;
         let actual = upload::final_digest(&*self.blobs, id, state, digest.algorithm()).await?;
         if &actual != digest {
             // Nothing is stored: the session ends and its bytes go.
-            if session {
-                self.meta.delete_upload(id).await?;
-            }
+            self.meta.delete_upload(id).await?;
             self.discard_staging(id);
             return Err(Error::new(
                 Code::DigestInvalid,
@@ -404,21 +487,23 @@ impl Registry {
                 serde_json::json!({ "expected": digest.to_string(), "actual": actual.to_string() }),
             ));
         }
-        let key = self
-            .blobs
-            .commit(id, digest, size)
-            .await
-            .map_err(|e| Error::internal("storing blob", e))?;
+        let key = match self.blobs.commit(id, digest, size).await {
+            Ok(key) => key,
+            // Its staging went with a session that expired meanwhile.
+            Err(_) if self.meta.upload(id).await?.is_none() => return Err(Error::upload_unknown()),
+            Err(e) => return Err(Error::internal("storing blob", e)),
+        };
         let stored = self
             .meta
-            .commit_blob(repo, digest, size, &key, session.then_some(id))
+            .commit_blob(repo, digest, size, &key, Some(id))
             .await;
         // One copy: drop ours when the digest was stored already (or the
         // metadata did not take it), or the corrupt copy ours replaced.
         let unneeded = match &stored {
             Ok(CommitBlob::Stored) => None,
             Ok(CommitBlob::Replaced(old)) => Some(old.clone()),
-            Ok(CommitBlob::Duplicate | CommitBlob::UploadUnknown) | Err(_) => Some(key),
+            Ok(CommitBlob::Duplicate) => self.keep_sound_copy(repo, digest, size, &key).await,
+            Ok(CommitBlob::UploadUnknown) | Err(_) => Some(key),
         };
         if let Some(k) = unneeded {
             if let Err(e) = self.blobs.delete(&k).await {
@@ -431,11 +516,50 @@ impl Registry {
         }
     }
 
+    /// The digest was recorded already, so the upload was linked to the
+    /// stored copy. Each digest is stored once, for every repository: a
+    /// copy that lost its bytes (or some of them) would stay broken for all
+    /// of them, so the copy just verified, `ours`, replaces it. Returns the
+    /// copy to delete.
+    async fn keep_sound_copy(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        ours: &BlobKey,
+    ) -> Option<BlobKey> {
+        let existing = match self.meta.blob_in_repo(repo, digest).await {
+            Ok(Some(b)) => b,
+            _ => return Some(ours.clone()),
+        };
+        match self.blobs.stored_size(&existing.key).await {
+            Ok(Some(n)) if n == existing.size => return Some(ours.clone()),
+            // Cannot tell: keep what is recorded.
+            Err(_) => return Some(ours.clone()),
+            Ok(found) => tracing::warn!(
+                %digest,
+                key = existing.key.as_str(),
+                stored = ?found,
+                size = existing.size,
+                "stored copy is missing or of the wrong size; replacing it with the upload"
+            ),
+        }
+        let replaced = async {
+            self.meta
+                .mark_corrupt(digest.as_str(), existing.key.as_str())
+                .await?;
+            self.meta.commit_blob(repo, digest, size, ours, None).await
+        };
+        match replaced.await {
+            Ok(CommitBlob::Replaced(old)) => Some(old),
+            Ok(CommitBlob::Stored) => None,
+            Ok(_) | Err(_) => Some(ours.clone()),
+        }
+    }
+
     /// Cancel a session and drop its bytes.
     pub async fn upload_cancel(&self, repo: &RepoName, id: &str) -> Result<()> {
-        let slot = self.sessions.slot(id);
-        let _guard = slot.lock().await;
-        self.upload_status(repo, id).await?;
+        let (_guard, _) = self.lock_session(repo, id).await?;
         self.meta.delete_upload(id).await?;
         self.sessions.forget(id);
         self.discard_staging(id);
@@ -459,7 +583,20 @@ impl Registry {
             Reference::Tag(t) => self.meta.manifest_by_tag(repo, t).await?,
             Reference::Digest(d) => self.meta.manifest_by_digest(repo, d).await?,
         };
-        found.ok_or_else(|| Error::manifest_unknown(reference))
+        let m = found.ok_or_else(|| Error::manifest_unknown(reference))?;
+        // Content addressing holds on the way out too (a manifest is at
+        // most a few MiB, so hashing it is cheap): a body that rotted at
+        // rest is never served. Pushing the manifest again repairs it.
+        if Digest::of(m.digest.algorithm(), &m.body) != m.digest {
+            return Err(Error::internal(
+                "reading manifest",
+                format!(
+                    "{} failed an integrity check; push it again to repair",
+                    m.digest
+                ),
+            ));
+        }
+        Ok(m)
     }
 
     /// Validate and store a manifest under `reference` (a tag, or the digest
@@ -630,5 +767,140 @@ fn page(items: &mut Vec<String>, n: usize) -> Page {
     Page {
         next: if more { items.last().cloned() } else { None },
         items: std::mem::take(items),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::testing::{body, stores, CollectOnRead};
+    use std::sync::Mutex;
+
+    fn session(start: UploadStart) -> UploadSession {
+        match start {
+            UploadStart::Session(s) => s,
+            UploadStart::Created(d) => panic!("expected a session, got {d}"),
+        }
+    }
+
+    /// Requests for upload ids that name no session (never issued, closed,
+    /// or of another repository) leave nothing in memory; a session's
+    /// in-memory state goes when it closes.
+    #[tokio::test]
+    async fn unknown_upload_ids_leave_nothing_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, stores) = stores(dir.path());
+        let registry = stores.registry(&config);
+        let repo = RepoName::parse("r").unwrap();
+        let d = Digest::sha256_of(b"x");
+        for i in 0..500 {
+            let id = format!("{i:032x}");
+            let e = registry.upload_append(&repo, &id, None, body(b"x")).await;
+            assert_eq!(e.err().map(|e| e.code), Some(Code::BlobUploadUnknown));
+            let e = registry
+                .upload_finish(&repo, &id, None, &d, body(b"x"))
+                .await;
+            assert_eq!(e.err().map(|e| e.code), Some(Code::BlobUploadUnknown));
+            let e = registry.upload_cancel(&repo, &id).await;
+            assert_eq!(e.err().map(|e| e.code), Some(Code::BlobUploadUnknown));
+        }
+        assert_eq!(registry.sessions.len(), 0);
+
+        let s = session(registry.start_upload(&repo, None, "test").await.unwrap());
+        let other = RepoName::parse("other").unwrap();
+        let e = registry
+            .upload_append(&other, &s.id, None, body(b"x"))
+            .await;
+        assert_eq!(e.err().map(|e| e.code), Some(Code::BlobUploadUnknown));
+        assert_eq!(registry.sessions.len(), 0);
+        registry
+            .upload_append(&repo, &s.id, None, body(b"x"))
+            .await
+            .unwrap();
+        assert_eq!(registry.sessions.len(), 1);
+        registry
+            .upload_finish(&repo, &s.id, None, &d, body(b""))
+            .await
+            .unwrap();
+        assert_eq!(registry.sessions.len(), 0);
+        for _ in 0..100 {
+            let e = registry.upload_append(&repo, &s.id, None, body(b"x")).await;
+            assert_eq!(e.err().map(|e| e.code), Some(Code::BlobUploadUnknown));
+        }
+        assert_eq!(registry.sessions.len(), 0);
+    }
+
+    /// A session that expires while its closing PUT runs (the collector
+    /// removes its row, then its staging) stores nothing and answers
+    /// BLOB_UPLOAD_UNKNOWN, whichever of the two the PUT runs into: no
+    /// empty blob made up for missing staging, no copy left behind.
+    #[tokio::test]
+    async fn closing_an_expired_session_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, stores) = stores(dir.path());
+        let registry = stores.registry(&config);
+        let repo = RepoName::parse("r").unwrap();
+        let bytes = b"session bytes";
+        let digest = Digest::sha256_of(bytes);
+        for staging_gone in [true, false] {
+            let s = session(registry.start_upload(&repo, None, "test").await.unwrap());
+            registry
+                .upload_append(&repo, &s.id, None, body(bytes))
+                .await
+                .unwrap();
+            // The collector expires the session: its row goes, then its
+            // staging (perhaps not yet).
+            assert!(stores.meta.delete_upload(&s.id).await.unwrap());
+            if staging_gone {
+                stores.blobs.remove_staging(&s.id).await.unwrap();
+            }
+            let mut hasher = Algorithm::Sha256.hasher();
+            hasher.update(bytes);
+            let state = upload::HashState {
+                offset: bytes.len() as u64,
+                hasher,
+            };
+            let e = registry.publish(&repo, &s.id, state, &digest).await;
+            assert_eq!(
+                e.err().map(|e| e.code),
+                Some(Code::BlobUploadUnknown),
+                "staging gone: {staging_gone}"
+            );
+            assert!(stores.blobs.list_objects().await.unwrap().is_empty());
+            assert!(stores.blobs.list_staging().await.unwrap().is_empty());
+            assert!(stores
+                .meta
+                .blob_in_repo(&repo, &digest)
+                .await
+                .unwrap()
+                .is_none());
+        }
+    }
+
+    /// A read that looked the blob up just before the collector removed it
+    /// (metadata, then bytes) answers BLOB_UNKNOWN, as it would a moment
+    /// later, not an internal error.
+    #[tokio::test]
+    async fn a_read_racing_the_collector_is_404_not_500() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, stores) = stores(dir.path());
+        let racing = Arc::new(CollectOnRead {
+            inner: stores.blobs.clone(),
+            meta: stores.meta.clone(),
+            next: Mutex::new(None),
+        });
+        let registry = Registry::new(racing.clone(), stores.meta.clone(), config.core_limits());
+        let repo = RepoName::parse("r").unwrap();
+        let digest = Digest::sha256_of(b"read me");
+        registry
+            .upload_whole(&repo, &digest, body(b"read me"))
+            .await
+            .unwrap();
+        assert!(registry.blob_read(&repo, &digest, None).await.is_ok());
+        *racing.next.lock().unwrap() = Some((repo.clone(), digest.clone()));
+        match registry.blob_read(&repo, &digest, None).await {
+            Ok(_) => panic!("read a collected blob"),
+            Err(e) => assert_eq!(e.code, Code::BlobUnknown, "{e:?}"),
+        }
     }
 }

@@ -25,8 +25,9 @@ pub struct ScrubReport {
     /// Unnamed files younger than the grace period: most likely pushes
     /// between their bytes and their metadata commit. Not a problem.
     pub in_flight: u64,
-    /// With --repair: blobs marked corrupt (reads fail closed) and orphans
-    /// (older than the grace period) removed.
+    /// With --repair: blobs marked corrupt or missing (reads fail closed
+    /// until the digest is pushed again, which replaces the copy) and
+    /// orphans (older than the grace period) removed.
     pub marked_corrupt: u64,
     pub orphans_removed: u64,
 }
@@ -88,18 +89,27 @@ pub async fn scrub(
                 report.corrupt_blobs.push(row.digest.clone());
                 continue;
             };
-            match hash_object(blobs, &key, digest.algorithm()).await? {
-                None => report.missing_blobs.push(row.digest.clone()),
+            let bad = match hash_object(blobs, &key, digest.algorithm()).await? {
+                None => &mut report.missing_blobs,
                 Some((actual, len)) => {
                     report.bytes_checked += len;
-                    if actual != digest || len != row.size {
-                        if repair && !row.corrupt {
-                            meta.mark_corrupt(&row.digest).await?;
-                            report.marked_corrupt += 1;
-                        }
-                        report.corrupt_blobs.push(row.digest.clone());
+                    if actual == digest && len == row.size {
+                        continue;
                     }
+                    &mut report.corrupt_blobs
                 }
+            };
+            // The collector may have removed the blob (metadata, then
+            // bytes), or an upload replaced the copy, since the page was
+            // read: only a copy still recorded is a problem.
+            if !meta.blob_key_recorded(&key).await? {
+                continue;
+            }
+            bad.push(row.digest.clone());
+            // Marked, reads fail closed and the next upload of the digest
+            // replaces the copy; a missing copy is repaired the same way.
+            if repair && !row.corrupt && meta.mark_corrupt(&row.digest, &row.key).await? {
+                report.marked_corrupt += 1;
             }
         }
     }
@@ -141,4 +151,39 @@ pub async fn scrub(
         report.orphans.push((obj.key.as_str().to_owned(), obj.size));
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::names::RepoName;
+    use crate::core::testing::{body, stores, CollectOnRead};
+    use std::sync::{Arc, Mutex};
+
+    /// A blob the collector removes while scrub runs (after scrub read its
+    /// row, before it read its bytes) is not reported missing, nor marked.
+    #[tokio::test]
+    async fn a_blob_collected_during_scrub_is_not_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, stores) = stores(dir.path());
+        let repo = RepoName::parse("r").unwrap();
+        let digest = Digest::sha256_of(b"short-lived");
+        stores
+            .registry(&config)
+            .upload_whole(&repo, &digest, body(b"short-lived"))
+            .await
+            .unwrap();
+        let racing = CollectOnRead {
+            inner: stores.blobs.clone(),
+            meta: stores.meta.clone(),
+            next: Mutex::new(Some((repo, digest))),
+        };
+        let meta: Arc<dyn MetadataStore> = stores.meta.clone();
+        let report = scrub(&racing, &*meta, true, Duration::ZERO, &|_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(report.blobs_checked, 1);
+        assert!(report.clean(), "{report:?}");
+        assert_eq!(report.marked_corrupt, 0);
+    }
 }

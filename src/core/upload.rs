@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 
 /// A request body, as the core sees it.
@@ -26,23 +27,58 @@ pub(crate) struct HashState {
     pub hasher: Hasher,
 }
 
+/// One session's in-memory state: the lock that orders its requests, and
+/// its running hash.
+pub(crate) type Slot = tokio::sync::Mutex<Option<HashState>>;
+
+/// Idle slots kept before the idle ones are dropped; see [`Sessions::slot`].
+const KEEP_SLOTS: usize = 1024;
+/// How long a slot nobody uses is kept past [`KEEP_SLOTS`].
+const IDLE_SLOT: Duration = Duration::from_secs(600);
+
 /// Per-session state held in memory: a lock that orders requests on the same
 /// session, and its running hash. Sessions of different uploads never share
-/// a lock.
+/// a lock. The map is a cache over the metadata: callers look a session up
+/// before asking for its slot (so unknown ids add nothing), and forget it
+/// once its metadata is gone. Sessions that simply stop (abandoned, then
+/// expired by the collector) are dropped when idle: losing the running hash
+/// of a live one costs a re-hash of its staged bytes, never correctness.
 #[derive(Default)]
 pub(crate) struct Sessions {
-    map: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<HashState>>>>>,
+    map: Mutex<HashMap<String, (Arc<Slot>, Instant)>>,
 }
 
 impl Sessions {
-    pub fn slot(&self, id: &str) -> Arc<tokio::sync::Mutex<Option<HashState>>> {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(id.to_owned()).or_default().clone()
+    pub fn slot(&self, id: &str) -> Arc<Slot> {
+        self.slot_at(id, Instant::now())
     }
 
+    fn slot_at(&self, id: &str, now: Instant) -> Arc<Slot> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= KEEP_SLOTS && !map.contains_key(id) {
+            // Only the map holds an idle slot, so nobody holds or waits
+            // for its lock, and dropping it cannot let two requests in.
+            map.retain(|_, (slot, used)| {
+                Arc::strong_count(slot) > 1 || now.saturating_duration_since(*used) < IDLE_SLOT
+            });
+        }
+        let entry = map
+            .entry(id.to_owned())
+            .or_insert_with(|| (Arc::default(), now));
+        entry.1 = now;
+        entry.0.clone()
+    }
+
+    /// Drop a session's slot. Only once its metadata is gone: a request
+    /// that then makes a new slot finds the session closed.
     pub fn forget(&self, id: &str) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(id);
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
@@ -145,4 +181,28 @@ pub(crate) async fn final_digest(
         rehash(store, id, state.offset, algorithm).await?
     };
     Ok(state.hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Abandoned sessions do not pile up: past [`KEEP_SLOTS`], slots idle
+    /// for [`IDLE_SLOT`] go, while a slot in use (locked or waited for)
+    /// and recently used ones stay.
+    #[test]
+    fn idle_slots_are_dropped() {
+        let s = Sessions::default();
+        let t0 = Instant::now();
+        for i in 0..KEEP_SLOTS {
+            drop(s.slot_at(&format!("old{i}"), t0));
+        }
+        let held = s.slot_at("held", t0);
+        assert_eq!(s.len(), KEEP_SLOTS + 1);
+        let later = t0 + IDLE_SLOT + Duration::from_secs(1);
+        drop(s.slot_at("recent", later - Duration::from_secs(1)));
+        let _new = s.slot_at("new", later);
+        assert_eq!(s.len(), 3, "idle slots were kept");
+        assert!(Arc::ptr_eq(&held, &s.slot_at("held", later)));
+    }
 }

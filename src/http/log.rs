@@ -3,7 +3,7 @@
 //! out (they may carry secrets), and so are all request headers.
 
 use axum::extract::Request;
-use axum::http::header;
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use hyper::body::Body as _;
@@ -18,13 +18,17 @@ pub async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let resp = next.run(req).await;
-    let bytes = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .or_else(|| resp.body().size_hint().exact())
-        .unwrap_or(0);
+    // The body's bytes: a HEAD announces a Content-Length but sends none.
+    let bytes = if method == Method::HEAD {
+        0
+    } else {
+        resp.headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .or_else(|| resp.body().size_hint().exact())
+            .unwrap_or(0)
+    };
     let user = resp.extensions().get::<User>().map(|u| u.0.as_str());
     tracing::info!(
         target: "berth::request",

@@ -35,7 +35,7 @@ pub async fn start(ctx: &Ctx, repo: &RepoName, req: &Req, body: Body) -> ApiResu
     if let Some(d) = req.param("digest") {
         let d = digest(d)?;
         ctx.registry
-            .upload_whole(repo, &d, body_stream(body))
+            .upload_whole_for(repo, &d, body_stream(body), Some(&req.client))
             .await?;
         return Ok(blob_created(repo, &d.to_string()));
     }

@@ -229,6 +229,8 @@ pub trait MetadataStore: Send + Sync + 'static {
         after: &str,
         limit: usize,
     ) -> Result<Vec<(String, bytes::Bytes)>>;
-    /// Mark a blob corrupt so reads fail closed until it is uploaded again.
-    async fn mark_corrupt(&self, digest: &str) -> Result<()>;
+    /// Mark a blob corrupt so reads fail closed until it is uploaded again,
+    /// if `key` is still its recorded copy (a copy that was replaced or
+    /// collected meanwhile is left alone). Returns whether it was marked.
+    async fn mark_corrupt(&self, digest: &str, key: &str) -> Result<bool>;
 }

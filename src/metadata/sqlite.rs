@@ -181,6 +181,19 @@ fn link(tx: &Transaction, repo_id: i64, digest: &str, policy: &GcPolicy) -> rusq
     )
 }
 
+/// End upload session `id`, with its pending expiry review; false when it
+/// was not open.
+fn end_upload(tx: &Transaction, id: &str) -> rusqlite::Result<bool> {
+    if tx.execute("DELETE FROM uploads WHERE id = ?1", [id])? == 0 {
+        return Ok(false);
+    }
+    tx.execute(
+        "DELETE FROM gc_queue WHERE kind = ?1 AND repo_id = 0 AND target = ?2",
+        params![gc::UPLOAD, id],
+    )?;
+    Ok(true)
+}
+
 const MANIFEST_COLUMNS: &str = "m.digest, m.media_type, b.body";
 
 fn manifest_row(r: &rusqlite::Row) -> rusqlite::Result<(String, String, Vec<u8>)> {
@@ -254,7 +267,7 @@ impl MetadataStore for SqliteMetadata {
                 // The session must still be open. One that expired, was
                 // cancelled or was closed by another request records
                 // nothing: the caller drops its copy.
-                if tx.execute("DELETE FROM uploads WHERE id = ?1", [u])? != 1 {
+                if !end_upload(tx, u)? {
                     return Ok(CommitBlob::UploadUnknown);
                 }
             }
@@ -454,8 +467,7 @@ impl MetadataStore for SqliteMetadata {
 
     async fn delete_upload(&self, id: &str) -> Result<bool> {
         let id = id.to_owned();
-        self.write(move |tx| Ok(tx.execute("DELETE FROM uploads WHERE id = ?1", [id])? > 0))
-            .await
+        self.write(move |tx| end_upload(tx, &id)).await
     }
 
     async fn put_manifest(
@@ -501,8 +513,13 @@ impl MetadataStore for SqliteMetadata {
             }
             let id = ensure_repo(tx, &repo)?;
             let t = now();
+            // The body was just checked against the digest: it replaces a
+            // stored body that no longer matches (rot that scrub reports and
+            // reads refuse), so pushing the manifest again repairs it.
             tx.execute(
-                "INSERT OR IGNORE INTO manifest_bodies (digest, body) VALUES (?1, ?2)",
+                "INSERT INTO manifest_bodies (digest, body) VALUES (?1, ?2)
+                 ON CONFLICT (digest) DO UPDATE SET body = excluded.body
+                 WHERE manifest_bodies.body <> excluded.body",
                 params![digest_s, body],
             )?;
             let annotations = parsed
@@ -512,7 +529,8 @@ impl MetadataStore for SqliteMetadata {
             tx.execute(
                 "INSERT INTO manifests (repo_id, digest, media_type, size, artifact_type, subject, annotations, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (repo_id, digest) DO UPDATE SET media_type = excluded.media_type",
+                 ON CONFLICT (repo_id, digest) DO UPDATE SET media_type = excluded.media_type,
+                   created_at = excluded.created_at",
                 params![
                     id,
                     digest_s,
@@ -833,11 +851,14 @@ impl MetadataStore for SqliteMetadata {
         .await
     }
 
-    async fn mark_corrupt(&self, digest: &str) -> Result<()> {
-        let digest = digest.to_owned();
+    async fn mark_corrupt(&self, digest: &str, key: &str) -> Result<bool> {
+        let (digest, key) = (digest.to_owned(), key.to_owned());
         self.write(move |tx| {
-            tx.execute("UPDATE blobs SET corrupt = 1 WHERE digest = ?1", [digest])?;
-            Ok(())
+            let n = tx.execute(
+                "UPDATE blobs SET corrupt = 1 WHERE digest = ?1 AND key = ?2",
+                params![digest, key],
+            )?;
+            Ok(n > 0)
         })
         .await
     }

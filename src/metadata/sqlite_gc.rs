@@ -9,6 +9,8 @@ pub const LINK: &str = "link";
 pub const BLOB: &str = "blob";
 pub const MANIFEST: &str = "manifest";
 pub const UPLOAD: &str = "upload";
+/// A manifest that lost a parent index.
+pub const CHILD: &str = "child";
 
 fn ms(d: std::time::Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
@@ -22,12 +24,25 @@ pub fn enqueue(
     target: &str,
     at: i64,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    queue(tx, "MIN", kind, repo_id, target, at)
+}
+
+/// Queue `target` for review at `at`, or keep the `keep` (MIN: earlier,
+/// MAX: later) of that and the time it is queued for already.
+fn queue(
+    tx: &Transaction,
+    keep: &str,
+    kind: &str,
+    repo_id: i64,
+    target: &str,
+    at: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(&format!(
         "INSERT INTO gc_queue (kind, repo_id, target, review_after) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (kind, repo_id, target) DO UPDATE
-         SET review_after = MIN(review_after, excluded.review_after)",
-        params![kind, repo_id, target, at],
-    )?;
+         SET review_after = {keep}(review_after, excluded.review_after)"
+    ))?
+    .execute(params![kind, repo_id, target, at])?;
     Ok(())
 }
 
@@ -77,10 +92,23 @@ pub fn remove_manifest(
         let rows = stmt.query_map(params![repo_id, digest], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
+    // What a client was just told is there (a HEAD of a blob or a child
+    // manifest) stays for the grace period after its last reference goes,
+    // so that a client that skipped pushing it can still push a manifest
+    // naming it.
+    let grace_ends = now + ms(policy.grace);
     for (target, kind) in refs {
         if kind == "child" {
-            enqueue(tx, MANIFEST, repo_id, &target, at)?;
+            // The index was the child's reference: once no tag, other
+            // index or live subject holds it, it goes, whatever the
+            // untagged policy says.
+            queue(tx, "MAX", CHILD, repo_id, &target, grace_ends.max(at))?;
         } else {
+            tx.execute(
+                "UPDATE repo_blobs SET created_at = ?3 WHERE repo_id = ?1 AND digest = ?2
+                 AND NOT EXISTS (SELECT 1 FROM manifest_refs WHERE target = ?2 AND repo_id = ?1)",
+                params![repo_id, target, now],
+            )?;
             enqueue(tx, LINK, repo_id, &target, at)?;
         }
     }
@@ -131,7 +159,8 @@ pub fn review_batch(
                 review_blob(tx, &target, &mut batch)?;
                 false
             }
-            MANIFEST => review_manifest(tx, repo_id, &target, now, policy, &mut batch)?,
+            MANIFEST => review_manifest(tx, repo_id, &target, now, policy, false, &mut batch)?,
+            CHILD => review_manifest(tx, repo_id, &target, now, policy, true, &mut batch)?,
             UPLOAD => review_upload(tx, &target, now, policy, &mut batch)?,
             _ => false,
         };
@@ -165,7 +194,8 @@ fn remove_repo_if_empty(tx: &Transaction, repo_id: i64) -> rusqlite::Result<bool
 }
 
 /// A repository's link to a blob stays while a manifest in the repository
-/// names the blob, or while the grace period since the upload or mount runs.
+/// names the blob, or while the grace period since the upload or mount (or
+/// since the last manifest naming it went) runs.
 /// Returns whether the item stays queued (requeued for later).
 fn review_link(
     tx: &Transaction,
@@ -242,15 +272,18 @@ fn review_blob(tx: &Transaction, digest: &str, batch: &mut GcBatch) -> rusqlite:
 }
 
 /// A manifest without tags goes when it is a referrer whose subject is gone
-/// (policy `referrers_follow_subject`), or when untagged manifests are
-/// collected and its time is up; never while it is a child of an index in
-/// the repository, nor while its subject lives.
+/// (policy `referrers_follow_subject`), when it lost its last parent index
+/// (`lost_parent`: the index was its reference) and the grace period since
+/// its push is over, or when untagged manifests are collected and its time
+/// is up; never while it is a child of an index in the repository, nor
+/// while its subject lives.
 fn review_manifest(
     tx: &Transaction,
     repo_id: i64,
     digest: &str,
     now: i64,
     policy: &GcPolicy,
+    lost_parent: bool,
     batch: &mut GcBatch,
 ) -> rusqlite::Result<bool> {
     let row: Option<(i64, Option<String>)> = tx
@@ -285,6 +318,14 @@ fn review_manifest(
             false
         }
         Some(_) if policy.referrers_follow_subject => true,
+        _ if lost_parent => {
+            let until = created + ms(policy.grace);
+            if until > now {
+                requeue(tx, CHILD, repo_id, digest, until)?;
+                return Ok(true);
+            }
+            true
+        }
         _ => match policy.untagged_after {
             None => false,
             Some(after) => {

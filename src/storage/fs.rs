@@ -76,8 +76,13 @@ pub struct FsBlobStore {
 impl FsBlobStore {
     /// Use `root` (created if missing) for `blobs/` and `uploads/`.
     pub fn open(root: &Path) -> io::Result<FsBlobStore> {
-        std::fs::create_dir_all(root.join("blobs"))?;
-        std::fs::create_dir_all(root.join("uploads"))?;
+        for dir in ["blobs", "uploads"] {
+            let dir = root.join(dir);
+            if !dir.is_dir() {
+                std::fs::create_dir_all(&dir)?;
+                std::fs::File::open(root)?.sync_all()?;
+            }
+        }
         Ok(FsBlobStore {
             root: root.to_owned(),
         })
@@ -134,6 +139,71 @@ async fn sync_dir(dir: &Path) -> io::Result<()> {
         .map_err(io::Error::other)?
 }
 
+/// Create `dir` and its missing parents, fsyncing the parent of each one
+/// created: a new directory's entry is not durable until its parent is
+/// synced, and a blob renamed into a directory that a power loss forgets is
+/// lost with it.
+async fn create_dir_durable(dir: &Path) -> io::Result<()> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut missing = Vec::new();
+        let mut d = dir.as_path();
+        while !d.is_dir() {
+            missing.push(d);
+            d = d
+                .parent()
+                .ok_or_else(|| io::Error::other("no existing parent directory"))?;
+        }
+        for m in missing.into_iter().rev() {
+            match std::fs::create_dir(m) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+            if let Some(parent) = m.parent() {
+                std::fs::File::open(parent)?.sync_all()?;
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
+/// Ready a staging file to become content: check it holds exactly `size`
+/// bytes, and make it young and durable. The sweep and scrub judge unnamed
+/// files by age, and a rename keeps the staging file's modification time,
+/// which is the time of its last write: a push that stalled, or a session
+/// resumed after hours, would otherwise publish a file that already looks
+/// older than the grace period and is deleted before its metadata commits.
+/// A missing staging file is an empty upload only when `size` is 0.
+fn seal_staging(staging: &Path, size: u64) -> io::Result<()> {
+    let file = match std::fs::OpenOptions::new().write(true).open(staging) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && size == 0 => {
+            // An empty upload that never wrote a byte.
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(staging)?;
+            if let Some(dir) = staging.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            f
+        }
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    if len != size {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("staging holds {len} bytes, the upload {size}"),
+        ));
+    }
+    file.set_modified(std::time::SystemTime::now())?;
+    file.sync_all()
+}
+
 #[async_trait]
 impl BlobStore for FsBlobStore {
     async fn staging_writer(
@@ -142,12 +212,25 @@ impl BlobStore for FsBlobStore {
         offset: u64,
     ) -> io::Result<Box<dyn StagingWriter>> {
         let path = self.staging_path(upload)?;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(&path)
-            .await?;
+        let mut file = match OpenOptions::new().write(true).open(&path).await {
+            Ok(f) => f,
+            // Only a session's first write creates its staging file; one
+            // that went missing later (expired, or published) is an error,
+            // never silently replaced by an empty file.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && offset == 0 => {
+                let f = OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(false)
+                    .open(&path)
+                    .await?;
+                // The new entry must be durable before the session's
+                // metadata says bytes were received.
+                sync_dir(&self.root.join("uploads")).await?;
+                f
+            }
+            Err(e) => return Err(e),
+        };
         let len = file.metadata().await?.len();
         if len < offset {
             return Err(io::Error::new(
@@ -184,28 +267,21 @@ impl BlobStore for FsBlobStore {
         let staging = self.staging_path(upload)?;
         let key = BlobKey::new(digest, upload);
         let target = self.blob_path(&key);
-        if !fs::try_exists(&staging).await? {
-            // An empty upload that never wrote a byte.
-            File::create(&staging).await?.sync_all().await?;
-        }
-        let len = fs::metadata(&staging).await?.len();
-        if len != size {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("staging holds {len} bytes, the upload {size}"),
-            ));
-        }
+        let sealed = staging.clone();
+        tokio::task::spawn_blocking(move || seal_staging(&sealed, size))
+            .await
+            .map_err(io::Error::other)??;
         let parent = target
             .parent()
             .ok_or_else(|| io::Error::other("blob path has no parent"))?;
-        fs::create_dir_all(parent).await?;
+        create_dir_durable(parent).await?;
         if let Err(e) = fs::rename(&staging, &target).await {
             // The collector removes emptied shard directories; one may have
-            // gone between create_dir_all and rename.
+            // gone between creating it and the rename.
             if e.kind() != io::ErrorKind::NotFound || !fs::try_exists(&staging).await? {
                 return Err(e);
             }
-            fs::create_dir_all(parent).await?;
+            create_dir_durable(parent).await?;
             fs::rename(&staging, &target).await?;
         }
         sync_dir(parent).await?;
@@ -219,6 +295,14 @@ impl BlobStore for FsBlobStore {
             ));
         }
         Ok(key)
+    }
+
+    async fn stored_size(&self, key: &BlobKey) -> io::Result<Option<u64>> {
+        match fs::metadata(self.blob_path(key)).await {
+            Ok(md) => Ok(Some(md.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn read(&self, key: &BlobKey, range: Option<(u64, u64)>) -> io::Result<Option<BlobRead>> {
@@ -400,9 +484,45 @@ mod tests {
         assert!(store.staging_writer("../x", 0).await.is_err());
     }
 
+    /// A staging file last written long ago (a stalled client, a session
+    /// resumed after hours) is published young: the sweep and scrub, which
+    /// judge unnamed files by age, must not take it for an orphan in the
+    /// window before its metadata commits.
+    #[tokio::test]
+    async fn committed_file_from_old_staging_is_young() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        let mut w = store.staging_writer("old", 0).await.unwrap();
+        w.write(b"stale bytes").await.unwrap();
+        w.finish().await.unwrap();
+        let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+        std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("uploads/old"))
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+        let staged = store.list_staging().await.unwrap();
+        assert!(staged[0].2 > Duration::from_secs(3600), "{staged:?}");
+
+        let key = store
+            .commit("old", &Digest::sha256_of(b"stale bytes"), 11)
+            .await
+            .unwrap();
+        let objects = store.list_objects().await.unwrap();
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].key, key);
+        assert!(
+            objects[0].age < Duration::from_secs(600),
+            "a just-committed file looks {:?} old",
+            objects[0].age
+        );
+    }
+
     /// Commit publishes exactly the bytes the upload hashed, or nothing: a
-    /// staging file of the wrong length is an error and leaves nothing
-    /// under blobs/.
+    /// staging file of the wrong length, or a missing one for a non-empty
+    /// upload, is an error and leaves nothing under blobs/. Only an empty
+    /// upload may have no staging file.
     #[tokio::test]
     async fn commit_publishes_exactly_the_expected_size_or_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -412,6 +532,26 @@ mod tests {
         w.write(b"ab").await.unwrap();
         w.finish().await.unwrap();
         assert!(store.commit("short", &d, 3).await.is_err());
+        assert!(store.commit("missing", &d, 3).await.is_err());
         assert!(store.list_objects().await.unwrap().is_empty());
+
+        let empty = Digest::sha256_of(b"");
+        let key = store.commit("empty", &empty, 0).await.unwrap();
+        assert_eq!(store.stored_size(&key).await.unwrap(), Some(0));
+        assert_eq!(
+            store.stored_size(&BlobKey::new(&d, "none")).await.unwrap(),
+            None
+        );
+    }
+
+    /// A session's staging file is created by its first write only; a
+    /// write at an offset into a staging file that is gone fails instead of
+    /// creating an empty one.
+    #[tokio::test]
+    async fn staging_is_created_only_at_offset_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        assert!(store.staging_writer("gone", 5).await.is_err());
+        assert!(!dir.path().join("uploads/gone").exists());
     }
 }

@@ -97,8 +97,12 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Publish an upload's (durable) staged bytes as content of `digest`
     /// under a new key, returned once the object is durable. Fails, and
     /// publishes nothing, unless the staged object holds exactly `size`
-    /// bytes.
+    /// bytes; a missing staging object is an empty blob only when `size` is
+    /// 0. The published object counts as new (its age starts now).
     async fn commit(&self, upload: &str, digest: &Digest, size: u64) -> io::Result<BlobKey>;
+
+    /// Size of the stored object at `key`; `None` when it has no bytes.
+    async fn stored_size(&self, key: &BlobKey) -> io::Result<Option<u64>>;
 
     /// Open a stored object for reading `start..start+len` (the whole object
     /// when `range` is `None`). `None` when no bytes are stored at `key`.

@@ -3,24 +3,12 @@
 //! sessions (6), streaming (flat memory).
 
 use crate::common::image::{pull_and_verify, push_blob, push_image, random_image, Blob};
-use crate::common::{
-    blob_bytes, client, metadata_dump, sha256, snapshot, Berth, OCI_INDEX, OCI_MANIFEST,
-};
-use reqwest::blocking::Client;
+use crate::common::{blob_bytes, client, metadata_dump, sha256, snapshot, status, Berth, Paused};
 use std::io::Read;
 
 /// Everything observable about the stored state.
 fn state(b: &Berth) -> (std::collections::BTreeMap<String, (u64, String)>, String) {
     (snapshot(&b.data_dir), metadata_dump(&b.metadata_path()))
-}
-
-fn status(c: &Client, method: reqwest::Method, url: &str) -> u16 {
-    c.request(method, url)
-        .header("accept", format!("{OCI_MANIFEST}, {OCI_INDEX}"))
-        .send()
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 /// The seed scenario: after a push to `my-repo`, a HEAD of one of its layers
@@ -399,6 +387,66 @@ fn sigterm_exits_cleanly() {
     assert!(b.logs().contains("shutting down"));
 }
 
+/// Graceful shutdown: SIGTERM and SIGINT (Ctrl-C) each let a request in
+/// flight finish (a push whose body is still streaming when the signal
+/// comes is stored, and is there after a restart), then the server exits
+/// with status 0; an idle keep-alive connection does not hold it up.
+#[test]
+fn sigterm_and_sigint_let_in_flight_requests_finish() {
+    for sig in ["TERM", "INT"] {
+        let mut b = Berth::start();
+        let data = crate::conformance::random_bytes(31, 3 << 20);
+        let digest = sha256(&data);
+        let (go, wait) = std::sync::mpsc::channel();
+        let pause = move || {
+            let _ = wait.recv();
+        };
+        let body = reqwest::blocking::Body::sized(
+            Paused::new(data.clone(), 1 << 20, pause),
+            data.len() as u64,
+        );
+        let url = b.v2(&format!("drain/blobs/uploads/?digest={digest}"));
+        let push =
+            std::thread::spawn(move || client().post(url).body(body).send().map(|r| r.status()));
+        let uploads = b.data_dir.join("uploads");
+        crate::common::wait_for(30, "the push to start streaming", || {
+            std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0) > 0
+        });
+        b.signal(sig);
+        crate::common::wait_for(30, "the server to start shutting down", || {
+            b.logs().contains("shutting down")
+        });
+        go.send(()).unwrap();
+        let status = push
+            .join()
+            .unwrap()
+            .expect("the in-flight push was cut off");
+        assert_eq!(status.as_u16(), 201, "SIG{sig}");
+        let exit = b.wait().unwrap();
+        assert!(exit.success(), "SIG{sig}: {exit:?}\n{}", b.logs());
+
+        b.restart();
+        let c = client();
+        let got = c
+            .get(b.v2(&format!("drain/blobs/{digest}")))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap();
+        assert_eq!(sha256(&got), digest, "SIG{sig}");
+        // An idle keep-alive connection (this client's pool keeps it) does
+        // not keep the server from exiting.
+        assert_eq!(c.get(b.v2("")).send().unwrap().status().as_u16(), 200);
+        b.signal(sig);
+        crate::common::wait_for(
+            60,
+            "the server to exit with an idle connection open",
+            || b.try_wait().is_some(),
+        );
+        drop(c);
+    }
+}
+
 /// A request body that trickles in: 100 kB pieces, a pause before each.
 struct Trickle {
     data: Vec<u8>,
@@ -477,4 +525,41 @@ fn patch_racing_the_closing_put_never_corrupts_the_blob() {
         }
     }
     assert!(created > 0, "no PUT ever won the race");
+}
+
+/// The request log's `bytes` is what the response body carries: a HEAD,
+/// which sends no body, logs 0 (it used to log the Content-Length it
+/// announces), and a GET of the same blob logs its size.
+#[test]
+fn request_log_counts_the_bytes_of_the_body() {
+    let b = Berth::start();
+    let c = client();
+    let blob = Blob::new("application/octet-stream", vec![9u8; 1000]);
+    push_blob(&c, &b.url, "logged", &blob);
+    let url = b.v2(&format!("logged/blobs/{}", blob.digest));
+    assert_eq!(c.head(&url).send().unwrap().status().as_u16(), 200);
+    assert_eq!(c.get(&url).send().unwrap().bytes().unwrap().len(), 1000);
+    let line = |method: &str| {
+        b.logs()
+            .lines()
+            .find(|l| {
+                l.contains("berth::request")
+                    && l.contains(&format!(" method={method} "))
+                    && l.contains(&blob.digest)
+            })
+            .map(str::to_owned)
+    };
+    crate::common::wait_for(30, "both requests in the log", || {
+        line("HEAD").is_some() && line("GET").is_some()
+    });
+    assert!(
+        line("HEAD").unwrap().contains(" bytes=0 "),
+        "{:?}",
+        line("HEAD")
+    );
+    assert!(
+        line("GET").unwrap().contains(" bytes=1000 "),
+        "{:?}",
+        line("GET")
+    );
 }

@@ -145,18 +145,26 @@ pub fn put_manifest(
     media_type: &str,
     body: &[u8],
 ) {
+    let (status, text) = try_put_manifest(client, url, repo, reference, media_type, body);
+    assert_eq!(status, 201, "put manifest: {text}");
+}
+
+/// PUT a manifest; returns the status and the response body.
+pub fn try_put_manifest(
+    client: &Client,
+    url: &str,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    body: &[u8],
+) -> (u16, String) {
     let resp = client
         .put(format!("{url}/v2/{repo}/manifests/{reference}"))
         .header("content-type", media_type)
         .body(body.to_vec())
         .send()
         .unwrap();
-    assert_eq!(
-        resp.status().as_u16(),
-        201,
-        "put manifest: {:?}",
-        resp.text()
-    );
+    (resp.status().as_u16(), resp.text().unwrap_or_default())
 }
 
 /// Pull an image by tag and check every digest; panics on any mismatch.

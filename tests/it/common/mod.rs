@@ -150,9 +150,28 @@ impl Berth {
 
     /// SIGTERM and wait for a graceful exit; returns the exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let mut c = self.child.take()?;
-        unsafe_sigterm(c.id());
-        c.wait().ok()
+        self.signal("TERM");
+        self.wait()
+    }
+
+    /// Send the server a signal (`TERM`, `INT`, ...) and leave it running
+    /// (or stopping); see [`Berth::wait`].
+    pub fn signal(&self, name: &str) {
+        if let Some(c) = &self.child {
+            send_signal(c.id(), name);
+        }
+    }
+
+    /// Wait for the server to exit; returns its exit status.
+    pub fn wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.take()?.wait().ok()
+    }
+
+    /// The exit status if the server has exited, without waiting.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
     }
 
     /// Start again on the same data directory and the same port.
@@ -203,6 +222,16 @@ pub fn client() -> reqwest::blocking::Client {
         .expect("client")
 }
 
+/// The status of a request to `url`, accepting any manifest type.
+pub fn status(c: &reqwest::blocking::Client, method: reqwest::Method, url: &str) -> u16 {
+    c.request(method, url)
+        .header("accept", format!("{OCI_MANIFEST}, {OCI_INDEX}"))
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
@@ -223,7 +252,10 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u64, String)>) {
     for e in rd.flatten() {
         let p = e.path();
         let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
-        let md = e.metadata().unwrap();
+        // A file the collector deleted since the directory was read.
+        let Ok(md) = e.metadata() else {
+            continue;
+        };
         if md.is_dir() {
             out.insert(format!("{rel}/"), (0, String::new()));
             walk(root, &p, out);
@@ -396,6 +428,46 @@ pub fn berth_cli(args: &[&str]) -> std::process::Output {
         .env_remove("BERTH_CONFIG")
         .output()
         .expect("run berth")
+}
+
+/// A request body that sends the first `first` bytes of `data`, then runs
+/// `pause` (once: a stalled client, or one waiting for the test), then
+/// sends the rest.
+pub struct Paused<F: FnMut()> {
+    data: Vec<u8>,
+    pos: usize,
+    first: usize,
+    pause: Option<F>,
+}
+
+impl<F: FnMut()> Paused<F> {
+    pub fn new(data: Vec<u8>, first: usize, pause: F) -> Paused<F> {
+        Paused {
+            data,
+            pos: 0,
+            first,
+            pause: Some(pause),
+        }
+    }
+}
+
+impl<F: FnMut()> std::io::Read for Paused<F> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.first {
+            if let Some(mut pause) = self.pause.take() {
+                pause();
+            }
+        }
+        let end = if self.pos < self.first {
+            self.first
+        } else {
+            self.data.len()
+        };
+        let n = buf.len().min(end - self.pos).min(64 << 10);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Poll `cond` every 50 ms until it holds; panics with `what` after

@@ -6,8 +6,10 @@ use super::{
     get_blobs, get_manifest, layout_blob, layout_digest, manifest_status, requests_since, run,
     run_text, ContainersEnv,
 };
-use crate::common::image::{random_image, write_oci_layout};
-use crate::common::{blob_bytes, have_tool, sha256, Berth, OCI_INDEX, OCI_MANIFEST};
+use crate::common::image::{random_image, write_oci_layout, Image};
+use crate::common::{
+    blob_bytes, client, data_bytes, have_tool, sha256, wait_for, Berth, OCI_INDEX, OCI_MANIFEST,
+};
 
 #[test]
 fn skopeo_copy_inspect_tags_delete_and_mount() {
@@ -151,16 +153,13 @@ fn skopeo_copy_inspect_tags_delete_and_mount() {
     get_blobs(&b, "e2e/skopeo/dst", &dst);
 }
 
-#[test]
-fn skopeo_copy_all_multi_platform_index() {
-    if !have_tool("skopeo") {
-        return;
-    }
-    let b = Berth::start();
-    let env = ContainersEnv::new();
+/// A multi-platform image: an index of two platform images, in an OCI
+/// layout under `env` whose tag `multi` names the index (the children are
+/// plain blobs there). Returns the layout, the index bytes and the images.
+fn multi_platform_layout(env: &ContainersEnv) -> (std::path::PathBuf, Vec<u8>, [Image; 2]) {
     let amd64 = random_image(0x1dc0, 2, 64 << 10);
     let arm64 = random_image(0x1dc1, 1, 64 << 10);
-    let platform = |image: &crate::common::image::Image, arch: &str| {
+    let platform = |image: &Image, arch: &str| {
         serde_json::json!({
             "mediaType": OCI_MANIFEST,
             "digest": image.digest,
@@ -175,8 +174,6 @@ fn skopeo_copy_all_multi_platform_index() {
     }))
     .unwrap();
     let index_digest = sha256(&index);
-
-    // A layout whose tag names the index; the children are plain blobs.
     let layout = env.path("layout");
     write_oci_layout(&layout, &[("amd64", &amd64), ("arm64", &arm64)]);
     std::fs::write(layout.join("blobs/sha256").join(&index_digest[7..]), &index).unwrap();
@@ -191,6 +188,18 @@ fn skopeo_copy_all_multi_platform_index() {
         }],
     });
     std::fs::write(layout.join("index.json"), top.to_string()).unwrap();
+    (layout, index, [amd64, arm64])
+}
+
+#[test]
+fn skopeo_copy_all_multi_platform_index() {
+    if !have_tool("skopeo") {
+        return;
+    }
+    let b = Berth::start();
+    let env = ContainersEnv::new();
+    let (layout, index, [amd64, arm64]) = multi_platform_layout(&env);
+    let index_digest = sha256(&index);
 
     let repo = "e2e/skopeo/multi";
     let dest = format!("docker://{}/{repo}:v1", b.addr);
@@ -246,4 +255,56 @@ fn skopeo_copy_all_multi_platform_index() {
         layout_blob(&out, &arm64.layers[0].digest),
         arm64.layers[0].bytes
     );
+}
+
+/// `skopeo delete` of a multi-platform image pushed with `skopeo copy
+/// --all` frees every byte with the default policy (untagged manifests
+/// kept): the index was its platform images' reference, so they go with
+/// it, and their blobs after them. The data directory shrinks back to its
+/// size before the push.
+#[test]
+fn skopeo_delete_of_a_multi_platform_index_frees_its_bytes() {
+    if !have_tool("skopeo") {
+        return;
+    }
+    let b = Berth::start_with_args(&["--gc-grace", "2s", "--gc-interval", "100ms"]);
+    let env = ContainersEnv::new();
+    let before = data_bytes(&b.data_dir);
+    let (layout, _, images) = multi_platform_layout(&env);
+    let repo = "e2e/skopeo/multi-delete";
+    let dest = format!("docker://{}/{repo}:v1", b.addr);
+    run(env
+        .skopeo()
+        .args(["copy", "--all", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:multi", layout.display()))
+        .arg(&dest));
+    let pushed: u64 = images
+        .iter()
+        .flat_map(|i| i.blobs())
+        .map(|x| x.bytes.len() as u64)
+        .sum();
+    assert_eq!(blob_bytes(&b.data_dir), pushed);
+
+    run(env
+        .skopeo()
+        .args(["delete", "--tls-verify=false"])
+        .arg(&dest));
+    wait_for(60, "the platform images' bytes to go", || {
+        blob_bytes(&b.data_dir) == 0
+    });
+    wait_for(60, "the repository to leave the catalog", || {
+        client()
+            .get(b.v2("_catalog"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+            == r#"{"repositories":[]}"#
+    });
+    wait_for(30, "the data directory to shrink back", || {
+        data_bytes(&b.data_dir) == before
+    });
+    for image in &images {
+        assert_eq!(manifest_status(&b, repo, &image.digest), 404);
+    }
 }
