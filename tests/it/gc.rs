@@ -567,6 +567,13 @@ fn gc_racing_pushes_and_deletes_loses_nothing_and_leaks_nothing() {
     assert_scrub_clean(&["--data-dir", b.data_dir.to_str().unwrap()]);
 }
 
+/// A config file for the maintenance commands with an hour's grace
+/// period: files planted two hours old are past it, files written during
+/// the test are not, however slow the machine.
+fn hour_grace_config(dir: &Path) -> String {
+    config_file(dir, "hour.toml", "[gc]\ngrace = \"1h\"\n")
+}
+
 /// A config file for the maintenance commands with a short grace period.
 fn short_grace_config(dir: &Path) -> String {
     config_file(dir, "gc.toml", "[gc]\ngrace = \"1s\"\n")
@@ -971,7 +978,7 @@ fn sweep_removes_old_orphans_and_keeps_young_ones() {
     set_age(&old_staging, 7200);
 
     let data = b.data_dir.to_str().unwrap().to_string();
-    let cfg = short_grace_config(&b.data_dir);
+    let cfg = hour_grace_config(&b.data_dir);
     let out = berth_cli(&["gc", "--json", "--config", &cfg, "--data-dir", &data]);
     assert!(
         out.status.success(),
@@ -1178,7 +1185,7 @@ fn scrub_reports_orphans_and_repair_removes_only_old_ones() {
     set_age(&old, 7200);
 
     let data = b.data_dir.to_str().unwrap().to_string();
-    let cfg = short_grace_config(&b.data_dir);
+    let cfg = hour_grace_config(&b.data_dir);
     let (code, report) = scrub_json(&["--config", &cfg, "--data-dir", &data]);
     assert_eq!(code, Some(1));
     assert_eq!(report["orphans"], serde_json::json!([[old_key, 123]]));
