@@ -240,6 +240,7 @@ fn seed_scenario_with_skopeo() {
     let layer = image.layers[1].digest.clone();
     assert_eq!(head(&b, &format!("my-repo/blobs/{layer}")), 200);
     assert_eq!(head(&b, &format!("different-repo/blobs/{layer}")), 404);
+    let pushed = (data_bytes(&b.data_dir), blob_bytes(&b.data_dir));
 
     let out = std::process::Command::new("skopeo")
         .args(["delete", "--tls-verify=false", &dest])
@@ -256,6 +257,13 @@ fn seed_scenario_with_skopeo() {
     wait_for(30, "the data directory to shrink back", || {
         data_bytes(&b.data_dir) == before
     });
+    eprintln!(
+        "seed scenario: data dir {before} bytes before the push, {} after it ({} of blobs), \
+         {} after skopeo delete and GC (metadata.db excluded)",
+        pushed.0,
+        pushed.1,
+        data_bytes(&b.data_dir)
+    );
     assert_eq!(head(&b, &format!("different-repo/blobs/{layer}")), 404);
     assert!(!metadata_dump(&b.metadata_path()).contains("different-repo"));
 }
