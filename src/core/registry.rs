@@ -9,7 +9,8 @@ use super::names::{Reference, RepoName, Tag};
 use super::range::ByteRange;
 use super::upload::{self, ByteStream, Sessions};
 use crate::metadata::{
-    CommitBlob, ManifestRecord, MetadataStore, PutManifest, Referrer, StoredBlob, UploadSession,
+    CommitBlob, ManifestRecord, MetadataStore, Names, PutManifest, Referrer, StoredBlob,
+    UploadSession,
 };
 use crate::storage::{BlobStore, ChunkStream};
 use bytes::Bytes;
@@ -56,9 +57,16 @@ pub enum UploadStart {
 
 /// One page of a listing.
 pub struct Page {
-    pub items: Vec<String>,
+    names: Names,
+    len: usize,
     /// The last item, when there may be more after it.
     pub next: Option<String>,
+}
+
+impl Page {
+    pub fn items(&self) -> &[String] {
+        &self.names[..self.len]
+    }
 }
 
 pub struct Registry {
@@ -442,20 +450,20 @@ impl Registry {
     /// Tags of `repo` after `last`, at most `n`; NAME_UNKNOWN when the
     /// repository does not exist.
     pub async fn tags(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<Page> {
-        let mut items = self
+        let names = self
             .meta
             .list_tags(repo, last, n.saturating_add(1))
             .await?
             .ok_or_else(|| Error::name_unknown(repo))?;
-        Ok(page(&mut items, n))
+        Ok(page(names, n))
     }
 
     pub async fn catalog(&self, last: Option<&str>, n: usize) -> Result<Page> {
-        let mut items = self
+        let names = self
             .meta
             .list_repositories(last, n.saturating_add(1))
             .await?;
-        Ok(page(&mut items, n))
+        Ok(page(names, n))
     }
 
     pub async fn referrers(
@@ -470,11 +478,10 @@ impl Registry {
 
 /// Cut a listing fetched with one extra item down to `n`, noting whether
 /// more follow.
-fn page(items: &mut Vec<String>, n: usize) -> Page {
-    let more = items.len() > n;
-    items.truncate(n);
-    Page {
-        next: if more { items.last().cloned() } else { None },
-        items: std::mem::take(items),
-    }
+fn page(names: Names, n: usize) -> Page {
+    let len = names.len().min(n);
+    let next = (names.len() > n)
+        .then(|| names[..len].last().cloned())
+        .flatten();
+    Page { names, len, next }
 }

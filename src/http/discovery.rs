@@ -26,8 +26,21 @@ fn page_size(req: &Req) -> Result<usize, super::error::ApiError> {
     }
 }
 
-fn listing(body: Value, page: &Page, path: &str, n: usize) -> Response {
-    let mut resp = (StatusCode::OK, body.to_string()).into_response();
+/// `{"name": ..., "tags": [...]}` and `{"repositories": [...]}`, written
+/// straight from the page (no intermediate JSON tree).
+#[derive(serde::Serialize)]
+struct Listing<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repositories: Option<&'a [String]>,
+}
+
+fn listing(body: &Listing<'_>, page: &Page, path: &str, n: usize) -> Response {
+    let body = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = (StatusCode::OK, body).into_response();
     set_header(&mut resp, "content-type", "application/json");
     if let Some(last) = &page.next {
         let q = serde_urlencoded::to_string([("n", n.to_string()), ("last", last.clone())])
@@ -40,15 +53,23 @@ fn listing(body: Value, page: &Page, path: &str, n: usize) -> Response {
 pub async fn tags(ctx: &Ctx, repo: &RepoName, req: &Req) -> ApiResult {
     let n = page_size(req)?;
     let page = ctx.registry.tags(repo, req.param("last"), n).await?;
-    let body = json!({ "name": repo.as_str(), "tags": page.items });
-    Ok(listing(body, &page, &format!("/v2/{repo}/tags/list"), n))
+    let body = Listing {
+        name: Some(repo.as_str()),
+        tags: Some(page.items()),
+        repositories: None,
+    };
+    Ok(listing(&body, &page, &format!("/v2/{repo}/tags/list"), n))
 }
 
 pub async fn catalog(ctx: &Ctx, req: &Req) -> ApiResult {
     let n = page_size(req)?;
     let page = ctx.registry.catalog(req.param("last"), n).await?;
-    let body = json!({ "repositories": page.items });
-    Ok(listing(body, &page, "/v2/_catalog", n))
+    let body = Listing {
+        name: None,
+        tags: None,
+        repositories: Some(page.items()),
+    };
+    Ok(listing(&body, &page, "/v2/_catalog", n))
 }
 
 pub async fn referrers(ctx: &Ctx, repo: &RepoName, subject: &Digest, req: &Req) -> ApiResult {
