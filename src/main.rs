@@ -144,7 +144,7 @@ fn init_logging(config: &Config) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(berth::logwriter::LogWriter::default());
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -172,7 +172,9 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .map_err(|e| format!("starting runtime: {e}"))?;
-            runtime.block_on(berth::server::serve(config))
+            let served = runtime.block_on(berth::server::serve(config));
+            berth::logwriter::flush();
+            served
         }),
         Command::Bench(args) => bench::run(args),
         Command::Gc(a) => maintenance(&a.common, async |c| {
