@@ -200,7 +200,10 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u64, String)>) {
     for e in rd.flatten() {
         let p = e.path();
         let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
-        let md = e.metadata().unwrap();
+        // The collector may delete a file between the listing and this.
+        let Ok(md) = e.metadata() else {
+            continue;
+        };
         if md.is_dir() {
             out.insert(format!("{rel}/"), (0, String::new()));
             walk(root, &p, out);
