@@ -28,7 +28,7 @@ pub struct Done {
     /// Payload bytes moved (blob bytes pushed or pulled, listing bodies).
     pub bytes: u64,
     /// HTTP requests it took.
-    pub requests: u32,
+    pub requests: u64,
 }
 
 impl std::ops::AddAssign for Done {
@@ -56,8 +56,14 @@ pub struct Full {
 
 impl Registry {
     /// `url` is the registry's base URL (`http://host:port`); `basic_auth`
-    /// is `user:password`.
-    pub fn new(url: &str, basic_auth: Option<&str>, pool: usize) -> Result<Registry, String> {
+    /// is `user:password`; `http2`: HTTP/2 with prior knowledge (h2c), all
+    /// requests multiplexed on one connection.
+    pub fn new(
+        url: &str,
+        basic_auth: Option<&str>,
+        pool: usize,
+        http2: bool,
+    ) -> Result<Registry, String> {
         let base = url.trim_end_matches('/').to_string();
         let rest = base.strip_prefix("http://").ok_or_else(|| {
             format!("{url}: only plain http:// URLs are supported (the bench has no TLS)")
@@ -75,6 +81,12 @@ impl Registry {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(pool)
+            .http2_only(http2)
+            .timer(TokioTimer::new())
+            // Large windows, so one blob stream is not held back by flow
+            // control (HTTP/2's default is 64 KiB).
+            .http2_initial_stream_window_size(8 << 20)
+            .http2_initial_connection_window_size(32 << 20)
             .build(connector);
         let auth = basic_auth
             .map(|a| {
@@ -507,14 +519,14 @@ mod tests {
 
     #[test]
     fn locations_resolve_against_the_registry() {
-        let r = Registry::new("http://127.0.0.1:5000/", None, 1).unwrap();
+        let r = Registry::new("http://127.0.0.1:5000/", None, 1, false).unwrap();
         assert_eq!(r.url("/v2/"), "http://127.0.0.1:5000/v2/");
         assert_eq!(
             r.resolve("/v2/a/blobs/uploads/1"),
             "http://127.0.0.1:5000/v2/a/blobs/uploads/1"
         );
         assert_eq!(r.resolve("http://other:1/x"), "http://other:1/x");
-        assert!(Registry::new("https://x", None, 1).is_err());
-        assert!(Registry::new("http://", None, 1).is_err());
+        assert!(Registry::new("https://x", None, 1, false).is_err());
+        assert!(Registry::new("http://", None, 1, true).is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! a temporary data directory and talks HTTP (or a real client) to it.
 //! One test binary keeps link time down on small machines.
 
+mod bench;
 mod common;
 mod conformance;
 mod e2e;
