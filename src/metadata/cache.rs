@@ -1,5 +1,5 @@
-//! A bounded in-memory cache of hot manifest lookups and tag-list pages,
-//! for the SQLite store.
+//! A bounded in-memory cache of hot lookups for the SQLite store: manifests
+//! by tag or digest, tags-list pages, and blobs in a repository.
 //!
 //! Metadata stays the source of truth (invariant 6): the cache only
 //! remembers answers the database gave, and the store forgets them in the
@@ -11,18 +11,22 @@
 //! - a hit is served only under the writer lock, after checking SQLite's
 //!   `PRAGMA data_version` on the writer connection, which changes exactly
 //!   when *another* connection committed, i.e. another process (`berth gc`
-//!   run beside the server): then everything is dropped. While the writer
-//!   is busy the cache is bypassed rather than waited for;
+//!   or `berth scrub --repair` run beside the server): then everything is
+//!   dropped. While the writer is busy the cache is bypassed rather than
+//!   waited for;
 //! - a miss fills the cache only if no invalidation happened since the
-//!   lookup began ([`ManifestCache::generation`]), so a slow reader cannot
+//!   lookup began ([`LookupCache::generation`]), so a slow reader cannot
 //!   put back what a writer just removed.
+//!
+//! Only answers that something exists are cached; "not found" always asks
+//! the database.
 //!
 //! Entries live in two generations ("hot" and "cold"): inserts and hits go
 //! to hot; when hot is full it becomes cold and the old cold is dropped. That
 //! bounds the cache at twice one generation's budget, keeps recently used
 //! entries, and costs O(1) per operation.
 
-use super::{ManifestRecord, Names};
+use super::{ManifestRecord, Names, StoredBlob};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -33,6 +37,8 @@ pub enum Cached {
     Manifest(ManifestRecord),
     /// A page of a repository's tags list.
     Tags(Names),
+    /// A blob the repository links.
+    Blob(StoredBlob),
 }
 
 impl Cached {
@@ -41,6 +47,7 @@ impl Cached {
         match self {
             Cached::Manifest(m) => m.body.len() + m.media_type.len() + 128,
             Cached::Tags(t) => t.iter().map(|n| n.len() + 24).sum::<usize>() + 64,
+            Cached::Blob(b) => b.key.as_str().len() + 128,
         }
     }
 }
@@ -49,15 +56,19 @@ impl Cached {
 /// concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Touches {
-    /// No manifest, tag or repository row.
+    /// Nothing a cached answer says: no manifest, tag or repository row,
+    /// and no blob row or link that exists now.
     Nothing,
     /// Manifests or tags of this repository.
     Repo(String),
-    /// Anything (the collector, which removes manifests and repositories).
+    /// The blob row of this digest or a link to it (in any repository).
+    Blob(String),
+    /// Anything (the collector, which removes manifests, links, blobs and
+    /// repositories).
     All,
 }
 
-/// Budget of one generation: entries and body bytes.
+/// Budget of one generation: entries and bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
     pub entries: usize,
@@ -65,7 +76,7 @@ pub struct Budget {
 }
 
 impl Default for Budget {
-    /// 4,096 manifests or 8 MiB per generation: at most 16 MiB in all.
+    /// 4,096 entries or 8 MiB per generation: at most 16 MiB in all.
     fn default() -> Budget {
         Budget {
             entries: 4096,
@@ -74,36 +85,70 @@ impl Default for Budget {
     }
 }
 
-/// Cached answers by repository, then by key: a manifest reference (a tag
-/// or a digest: digests contain `:`, tags cannot) or a tags-list page key
-/// (see [`tags_key`]; NUL appears in neither).
-type Generation = HashMap<String, HashMap<String, Cached>>;
-
-/// The key of a tags-list page: at most `n` tags after `last`.
+/// The key of a tags-list page: at most `n` tags after `last`. Manifest
+/// keys are tags (no `:`) or digests (with one); NUL is in neither.
 pub fn tags_key(last: &str, n: usize) -> String {
     format!("\0tags\0{n}\0{last}")
 }
 
+/// The key of a blob lookup.
+pub fn blob_key(digest: &str) -> String {
+    format!("\0blob\0{digest}")
+}
+
+/// One generation: answers by repository, then by key, and which
+/// repositories hold a cached blob entry for each digest (so a blob's
+/// invalidation does not scan every repository).
+#[derive(Default)]
+struct Generation {
+    by_repo: HashMap<String, HashMap<String, Cached>>,
+    blob_repos: HashMap<String, Vec<String>>,
+    entries: usize,
+    bytes: usize,
+}
+
+impl Generation {
+    fn remove(&mut self, repo: &str, key: &str) -> Option<Cached> {
+        let m = self.by_repo.get_mut(repo)?;
+        let old = m.remove(key)?;
+        self.entries -= 1;
+        self.bytes -= old.bytes();
+        Some(old)
+    }
+
+    fn remove_repo(&mut self, repo: &str) {
+        if let Some(m) = self.by_repo.remove(repo) {
+            self.entries -= m.len();
+            self.bytes -= m.values().map(Cached::bytes).sum::<usize>();
+        }
+    }
+
+    fn remove_blob(&mut self, digest: &str) {
+        let key = blob_key(digest);
+        for repo in self.blob_repos.remove(digest).unwrap_or_default() {
+            self.remove(&repo, &key);
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
-    /// Bumped by every invalidation; see [`ManifestCache::insert`].
+    /// Bumped by every invalidation; see [`LookupCache::insert`].
     generation: u64,
     /// The writer connection's `data_version` when last checked.
     data_version: Option<i64>,
     hot: Generation,
     cold: Generation,
-    hot_entries: usize,
-    hot_bytes: usize,
 }
 
-pub struct ManifestCache {
+pub struct LookupCache {
     budget: Budget,
     state: Mutex<State>,
 }
 
-impl ManifestCache {
-    pub fn new(budget: Budget) -> ManifestCache {
-        ManifestCache {
+impl LookupCache {
+    pub fn new(budget: Budget) -> LookupCache {
+        LookupCache {
             budget,
             state: Mutex::new(State::default()),
         }
@@ -136,11 +181,11 @@ impl ManifestCache {
     /// [`observe_data_version`](Self::observe_data_version) returned true.
     pub fn get(&self, repo: &str, key: &str) -> Option<Cached> {
         let mut s = self.state();
-        if let Some(r) = s.hot.get(repo).and_then(|m| m.get(key)) {
+        if let Some(r) = s.hot.by_repo.get(repo).and_then(|m| m.get(key)) {
             return Some(r.clone());
         }
         // A hit in cold moves the entry to hot, so it survives the next turn.
-        let r = s.cold.get_mut(repo)?.remove(key)?;
+        let r = s.cold.remove(repo, key)?;
         self.put(&mut s, repo, key, r.clone());
         Some(r)
     }
@@ -160,57 +205,61 @@ impl ManifestCache {
 
     fn put(&self, s: &mut State, repo: &str, key: &str, value: Cached) {
         let len = value.bytes();
-        if s.hot_entries >= self.budget.entries || s.hot_bytes + len > self.budget.bytes {
+        if s.hot.entries >= self.budget.entries || s.hot.bytes + len > self.budget.bytes {
             s.cold = std::mem::take(&mut s.hot);
-            s.hot_entries = 0;
-            s.hot_bytes = 0;
         }
-        let old = s
-            .hot
+        let hot = &mut s.hot;
+        if let Cached::Blob(_) = &value {
+            let digest = &key[blob_key("").len()..];
+            let repos = hot.blob_repos.entry(digest.to_owned()).or_default();
+            if !repos.iter().any(|r| r == repo) {
+                repos.push(repo.to_owned());
+            }
+        }
+        let old = hot
+            .by_repo
             .entry(repo.to_owned())
             .or_default()
             .insert(key.to_owned(), value);
         match old {
-            Some(old) => s.hot_bytes = s.hot_bytes - old.bytes() + len,
+            Some(old) => hot.bytes = hot.bytes - old.bytes() + len,
             None => {
-                s.hot_entries += 1;
-                s.hot_bytes += len;
+                hot.entries += 1;
+                hot.bytes += len;
             }
         }
     }
 
     /// Forget what a committed write may have changed.
     pub fn invalidate(&self, touches: &Touches) {
+        let mut s = self.state();
         match touches {
-            Touches::Nothing => {}
-            Touches::All => clear(&mut self.state()),
+            Touches::Nothing => return,
+            Touches::All => clear(&mut s),
             Touches::Repo(repo) => {
-                let mut s = self.state();
-                s.generation += 1;
-                if let Some(m) = s.hot.remove(repo) {
-                    s.hot_entries -= m.len();
-                    s.hot_bytes -= m.values().map(Cached::bytes).sum::<usize>();
-                }
-                s.cold.remove(repo);
+                s.hot.remove_repo(repo);
+                s.cold.remove_repo(repo);
+            }
+            Touches::Blob(digest) => {
+                s.hot.remove_blob(digest);
+                s.cold.remove_blob(digest);
             }
         }
+        s.generation += 1;
     }
 
     /// Entries held, for tests.
     #[cfg(test)]
     pub fn len(&self) -> usize {
         let s = self.state();
-        let count = |g: &Generation| g.values().map(HashMap::len).sum::<usize>();
-        count(&s.hot) + count(&s.cold)
+        s.hot.entries + s.cold.entries
     }
 }
 
 fn clear(s: &mut State) {
     s.generation += 1;
-    s.hot.clear();
-    s.cold.clear();
-    s.hot_entries = 0;
-    s.hot_bytes = 0;
+    s.hot = Generation::default();
+    s.cold = Generation::default();
 }
 
 #[cfg(test)]
@@ -229,13 +278,45 @@ mod tests {
     fn body(c: Cached) -> bytes::Bytes {
         match c {
             Cached::Manifest(m) => m.body,
-            Cached::Tags(_) => panic!("not a manifest"),
+            _ => panic!("not a manifest"),
         }
+    }
+
+    fn blob(suffix: &str) -> Cached {
+        let d = Digest::sha256_of(b"b");
+        Cached::Blob(StoredBlob {
+            size: 1,
+            key: crate::storage::BlobKey::new(&d, suffix),
+            corrupt: false,
+        })
+    }
+
+    #[test]
+    fn blob_entries_go_with_their_digest_in_every_repository() {
+        let c = LookupCache::new(Budget::default());
+        let (x, y) = (blob_key("sha256:x"), blob_key("sha256:y"));
+        for repo in ["a", "b", "c"] {
+            c.insert(c.generation(), repo, &x, blob("k1"));
+            c.insert(c.generation(), repo, &y, blob("k2"));
+            c.insert(c.generation(), repo, "latest", rec(repo));
+        }
+        c.invalidate(&Touches::Blob("sha256:x".into()));
+        for repo in ["a", "b", "c"] {
+            assert!(c.get(repo, &x).is_none(), "{repo}");
+            assert!(matches!(c.get(repo, &y), Some(Cached::Blob(_))), "{repo}");
+            assert!(c.get(repo, "latest").is_some(), "{repo}");
+        }
+        // A stale fill of the blob is refused like any other.
+        let g = c.generation();
+        c.invalidate(&Touches::Blob("sha256:x".into()));
+        c.insert(g, "a", &x, blob("k1"));
+        assert!(c.get("a", &x).is_none());
+        assert_eq!(c.len(), 6);
     }
 
     #[test]
     fn stale_fills_are_refused() {
-        let c = ManifestCache::new(Budget::default());
+        let c = LookupCache::new(Budget::default());
         assert!(!c.observe_data_version(1), "first look serves nothing");
         assert!(c.observe_data_version(1));
         let g = c.generation();
@@ -253,7 +334,7 @@ mod tests {
 
     #[test]
     fn invalidation_is_per_repository_or_total() {
-        let c = ManifestCache::new(Budget::default());
+        let c = LookupCache::new(Budget::default());
         for repo in ["a", "b"] {
             c.insert(c.generation(), repo, "t", rec(repo));
         }
@@ -274,7 +355,7 @@ mod tests {
 
     #[test]
     fn bounded_and_keeps_what_is_used() {
-        let c = ManifestCache::new(Budget {
+        let c = LookupCache::new(Budget {
             entries: 4,
             bytes: 1 << 20,
         });
@@ -286,7 +367,7 @@ mod tests {
         }
         // Byte budget: a generation never holds more than its share
         // (each of these entries counts 133 bytes).
-        let c = ManifestCache::new(Budget {
+        let c = LookupCache::new(Budget {
             entries: 1000,
             bytes: 3200,
         });

@@ -220,3 +220,72 @@ async fn readers_racing_writers_never_resurrect_a_manifest() {
     assert!(reads > 100, "readers barely ran ({reads} reads)");
     assert_eq!(get(&r, &repo, &tag("t")).await, None);
 }
+
+async fn upload(r: &Registry, repo: &RepoName, bytes: &str) -> Digest {
+    let digest = Digest::sha256_of(bytes.as_bytes());
+    let body = Box::pin(futures_util::stream::iter([Ok(Bytes::from(
+        bytes.to_string(),
+    ))]));
+    r.upload_whole(repo, &digest, body).await.unwrap();
+    digest
+}
+
+/// The blob's size in `repo`, or the error code a read gets.
+async fn blob(r: &Registry, repo: &RepoName, digest: &Digest) -> Result<u64, Code> {
+    r.blob_size(repo, digest).await.map_err(|e| e.code)
+}
+
+#[tokio::test]
+async fn never_serves_an_unlinked_collected_or_corrupt_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = GcPolicy {
+        grace: Duration::ZERO,
+        ..GcPolicy::default()
+    };
+    let a = node(dir.path(), GcPolicy::default());
+    let r = &a.registry;
+    let (one, two) = (
+        RepoName::parse("blobs/one").unwrap(),
+        RepoName::parse("blobs/two").unwrap(),
+    );
+    let d = upload(r, &one, "shared bytes").await;
+    upload(r, &two, "shared bytes").await;
+    assert_eq!(blob(r, &one, &d).await, Ok(12));
+    assert_eq!(blob(r, &two, &d).await, Ok(12));
+    assert!(a.meta.cache().len() >= 2, "blob lookups were not cached");
+
+    // Unlinked from one repository: gone there, still in the other.
+    r.blob_delete(&one, &d).await.unwrap();
+    assert_eq!(blob(r, &one, &d).await, Err(Code::BlobUnknown));
+    assert_eq!(blob(r, &two, &d).await, Ok(12));
+
+    // Marked corrupt by this process, then by another (scrub --repair
+    // beside the server): reads fail closed at once, in every repository.
+    a.meta.mark_corrupt(d.as_str()).await.unwrap();
+    assert_eq!(blob(r, &two, &d).await, Err(Code::Internal));
+    upload(r, &two, "shared bytes").await; // a new upload repairs it
+    assert_eq!(blob(r, &two, &d).await, Ok(12));
+    let b = node(dir.path(), policy.clone());
+    b.meta.mark_corrupt(d.as_str()).await.unwrap();
+    assert_eq!(blob(r, &two, &d).await, Err(Code::Internal));
+    upload(r, &two, "shared bytes").await;
+    assert_eq!(blob(r, &two, &d).await, Ok(12));
+
+    // Another process's collector removes a link whose grace ended (no
+    // manifest names the blob): not served from the cache afterwards.
+    let lone = upload(&b.registry, &one, "lonely").await;
+    assert_eq!(blob(r, &one, &lone).await, Ok(6));
+    let mut report = PassReport::default();
+    b.collector.collect_due(&mut report).await.unwrap();
+    assert_eq!(blob(r, &one, &lone).await, Err(Code::BlobUnknown));
+    // ... and this process's own collector likewise.
+    let c = node(dir.path(), policy);
+    let again = upload(&c.registry, &one, "again").await;
+    assert_eq!(blob(&c.registry, &one, &again).await, Ok(5));
+    let mut report = PassReport::default();
+    c.collector.collect_due(&mut report).await.unwrap();
+    assert_eq!(
+        blob(&c.registry, &one, &again).await,
+        Err(Code::BlobUnknown)
+    );
+}

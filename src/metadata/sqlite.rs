@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::cache::{tags_key, Budget, Cached, ManifestCache, Touches};
+use super::cache::{blob_key, tags_key, Budget, Cached, LookupCache, Touches};
 
 const SCHEMA: &str = include_str!("schema.sql");
 const SCHEMA_VERSION: i64 = 1;
@@ -35,7 +35,7 @@ pub struct SqliteMetadata {
     writer: Arc<Mutex<Connection>>,
     readers: Arc<ReadPool>,
     policy: Arc<GcPolicy>,
-    cache: Arc<ManifestCache>,
+    cache: Arc<LookupCache>,
 }
 
 /// Idle read-only connections, opened on demand.
@@ -112,7 +112,7 @@ impl SqliteMetadata {
                 idle: Mutex::new(Vec::new()),
             }),
             policy: Arc::new(policy),
-            cache: Arc::new(ManifestCache::new(Budget::default())),
+            cache: Arc::new(LookupCache::new(Budget::default())),
         })
     }
 
@@ -209,7 +209,7 @@ impl SqliteMetadata {
 
     /// The manifest cache, for tests.
     #[cfg(test)]
-    pub(crate) fn cache(&self) -> &ManifestCache {
+    pub(crate) fn cache(&self) -> &LookupCache {
         &self.cache
     }
 }
@@ -274,6 +274,11 @@ fn to_record(row: Option<(String, String, Vec<u8>)>) -> Result<Option<ManifestRe
 #[async_trait]
 impl MetadataStore for SqliteMetadata {
     async fn blob_in_repo(&self, repo: &RepoName, digest: &Digest) -> Result<Option<StoredBlob>> {
+        let key = blob_key(digest.as_str());
+        if let Some(Cached::Blob(b)) = self.cached(repo.as_str(), &key) {
+            return Ok(Some(b));
+        }
+        let generation = self.cache.generation();
         let row = self.read_now(|c| {
             c.prepare_cached(
                 "SELECT b.size, b.key, b.corrupt FROM repositories r
@@ -286,16 +291,22 @@ impl MetadataStore for SqliteMetadata {
             })
             .optional()
         })?;
-        row.map(|(size, key, corrupt)| {
-            Ok(StoredBlob {
-                size: size as u64,
-                corrupt,
-                key: BlobKey::parse(&key).ok_or_else(|| {
-                    Error::internal("stored blob key", format!("bad key {key:?}"))
-                })?,
+        let blob = row
+            .map(|(size, key, corrupt)| {
+                Ok(StoredBlob {
+                    size: size as u64,
+                    corrupt,
+                    key: BlobKey::parse(&key).ok_or_else(|| {
+                        Error::internal("stored blob key", format!("bad key {key:?}"))
+                    })?,
+                })
             })
-        })
-        .transpose()
+            .transpose()?;
+        if let Some(b) = &blob {
+            let entry = Cached::Blob(b.clone());
+            self.cache.insert(generation, repo.as_str(), &key, entry);
+        }
+        Ok(blob)
     }
 
     async fn commit_blob(
@@ -313,7 +324,7 @@ impl MetadataStore for SqliteMetadata {
             upload.map(str::to_owned),
         );
         let policy = self.policy.clone();
-        self.write(Touches::Nothing, move |tx| {
+        self.write(Touches::Blob(digest.clone()), move |tx| {
             let id = ensure_repo(tx, &repo)?;
             let existing: Option<(String, bool)> = tx
                 .query_row(
@@ -400,7 +411,7 @@ impl MetadataStore for SqliteMetadata {
     async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
         let (repo, digest) = (repo.to_string(), digest.to_string());
         let policy = self.policy.clone();
-        self.write(Touches::Nothing, move |tx| {
+        self.write(Touches::Blob(digest.clone()), move |tx| {
             let n = tx.execute(
                 "DELETE FROM repo_blobs WHERE digest = ?2
                  AND repo_id = (SELECT id FROM repositories WHERE name = ?1)",
@@ -845,7 +856,7 @@ impl MetadataStore for SqliteMetadata {
 
     async fn mark_corrupt(&self, digest: &str) -> Result<()> {
         let digest = digest.to_owned();
-        self.write(Touches::Nothing, move |tx| {
+        self.write(Touches::Blob(digest.clone()), move |tx| {
             tx.execute("UPDATE blobs SET corrupt = 1 WHERE digest = ?1", [digest])?;
             Ok(())
         })
