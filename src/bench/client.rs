@@ -418,13 +418,7 @@ impl Registry {
                 .await?;
             done.requests += 1;
             done.bytes += r.body.len() as u64;
-            let v: serde_json::Value =
-                serde_json::from_slice(&r.body).map_err(|e| format!("GET {url}: bad JSON: {e}"))?;
-            items += v
-                .get(key)
-                .and_then(|t| t.as_array())
-                .map(|a| a.len())
-                .unwrap_or(0);
+            items += count_items(&r.body, key).map_err(|e| format!("GET {url}: bad JSON: {e}"))?;
             let next = r
                 .headers
                 .get("link")
@@ -436,6 +430,64 @@ impl Registry {
             }
         }
     }
+}
+
+/// The length of the array under `key` in a JSON object, checking that the
+/// whole body is JSON but building nothing: parsing a 1,000-tag list into a
+/// `serde_json::Value` cost the client more than the server spent on it.
+fn count_items(body: &[u8], key: &str) -> Result<usize, serde_json::Error> {
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    struct Object<'k>(&'k str);
+    struct Count;
+
+    impl<'de> Visitor<'de> for Count {
+        type Value = usize;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+            let mut n = 0;
+            while seq.next_element::<IgnoredAny>()?.is_some() {
+                n += 1;
+            }
+            Ok(n)
+        }
+        fn visit_unit<E>(self) -> Result<usize, E> {
+            Ok(0)
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Count {
+        type Value = usize;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Object<'_> {
+        type Value = usize;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+            let mut n = 0;
+            while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if k == self.0 {
+                    n = map.next_value_seed(Count)?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(n)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let n = serde::Deserializer::deserialize_map(&mut de, Object(key))?;
+    de.end()?;
+    Ok(n)
 }
 
 fn location(r: &Full) -> Result<String, String> {
@@ -502,6 +554,21 @@ mod tests {
             with_digest("http://h/u/1?_state=xyz", "sha256:ab"),
             "http://h/u/1?_state=xyz&digest=sha256:ab"
         );
+    }
+
+    #[test]
+    fn counts_listed_items_without_building_them() {
+        let body = br#"{"name":"a/b","tags":["v1","v\"2",{"x":[1]},null]}"#;
+        assert_eq!(count_items(body, "tags").unwrap(), 4);
+        assert_eq!(count_items(body, "repositories").unwrap(), 0);
+        assert_eq!(count_items(br#"{"tags":null}"#, "tags").unwrap(), 0);
+        assert_eq!(
+            count_items(br#"{"repositories":[]}"#, "repositories").unwrap(),
+            0
+        );
+        assert!(count_items(br#"{"tags":["a"]"#, "tags").is_err());
+        assert!(count_items(br#"{"tags":["a"]} x"#, "tags").is_err());
+        assert!(count_items(b"[]", "tags").is_err());
     }
 
     #[test]

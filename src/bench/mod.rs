@@ -314,6 +314,7 @@ async fn run_one(ctx: &Arc<Ctx>, plan: &Plan, run: &Run, progress: &Progress) ->
     };
 
     let before = run.server_pid.and_then(|pid| procstat::sample(pid).ok());
+    let me = procstat::sample(std::process::id()).ok();
     let live = Arc::new(Live::default());
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -371,6 +372,7 @@ async fn run_one(ctx: &Arc<Ctx>, plan: &Plan, run: &Run, progress: &Progress) ->
     }
     let elapsed = start.elapsed();
     let after = run.server_pid.and_then(|pid| procstat::sample(pid).ok());
+    let me_after = procstat::sample(std::process::id()).ok();
     if let Some(t) = ticker {
         t.abort();
     }
@@ -386,6 +388,9 @@ async fn run_one(ctx: &Arc<Ctx>, plan: &Plan, run: &Run, progress: &Progress) ->
     let mut row = summarize(plan, lat, done, errors.len() as u64, elapsed);
     if let (Some(b), Some(a)) = (before, after) {
         row.server = Some(procstat::Usage::between(b, a, row.ops));
+    }
+    if let (Some(b), Some(a)) = (me, me_after) {
+        row.client = Some(procstat::Usage::between(b, a, row.ops));
     }
     row
 }
@@ -407,6 +412,7 @@ fn summarize(plan: &Plan, mut lat: Vec<u64>, done: Done, errors: u64, elapsed: D
         mb_per_s: done.bytes as f64 / secs / 1e6,
         latency_ms: report::latency(&mut lat),
         server: None,
+        client: None,
     }
 }
 

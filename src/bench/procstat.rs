@@ -1,6 +1,6 @@
 //! What the registry process spent, when it runs on this machine
-//! (`--server-pid`): CPU time from `/proc/PID/stat` and resident memory
-//! from `/proc/PID/status`. CPU time per operation is the number to compare
+//! (`--server-pid`), and what the client itself spent: CPU time from
+//! `/proc/PID/stat` and resident memory from `/proc/PID/status`. CPU time per operation is the number to compare
 //! on a busy machine: throughput moves with whatever else runs, the work a
 //! server does per request much less.
 
@@ -17,7 +17,7 @@ pub struct Sample {
     pub peak_rss_kib: u64,
 }
 
-/// What the server did during one workload.
+/// What a process did during one workload.
 #[derive(Serialize, Debug, Clone, Copy, PartialEq)]
 pub struct Usage {
     /// CPU milliseconds it used during the timed operations.

@@ -59,6 +59,8 @@ pub struct Row {
     pub latency_ms: Latency,
     /// What the server process spent, with `--server-pid`.
     pub server: Option<Usage>,
+    /// What this client spent (it shares the machine with a local server).
+    pub client: Option<Usage>,
 }
 
 /// Per-operation latency in milliseconds.
@@ -281,6 +283,7 @@ mod tests {
                 max: 1000.0,
             },
             server: None,
+            client: None,
         }
     }
 
