@@ -204,6 +204,7 @@ fn write_queue(
                 Err(_) => break,
             }
         }
+        batch.retain(|b| !b.is_empty());
         let (mut i, mut at) = (0, 0);
         while i < batch.len() {
             if abandoned.load(Ordering::Acquire) {
@@ -280,6 +281,9 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
 #[async_trait]
 impl StagingWriter for FsStagingWriter {
     async fn write(&mut self, buf: bytes::Bytes) -> io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
         let Some(queue) = &self.queue else {
             return Err(io::Error::other("staging writer already stopped"));
         };

@@ -75,16 +75,21 @@ impl Window {
 
     /// Fault the pages in now (reading them from disk if needed), so that
     /// sending them later does not block on I/O. Called off the async
-    /// threads. Best effort: on kernels before 5.14 it only starts
-    /// read-ahead.
+    /// threads. It reads a byte of every page: the kernel then maps pages
+    /// already cached sixteen at a time (fault-around) and reads ahead the
+    /// others, which measured cheaper per page than MADV_POPULATE_READ.
     pub fn populate(&self) {
-        #[cfg(target_os = "linux")]
-        // SAFETY: advice on our own mapping; it changes no contents.
-        unsafe {
-            if libc::madvise(self.base, self.mapped, libc::MADV_POPULATE_READ) != 0 {
-                libc::madvise(self.base, self.mapped, libc::MADV_WILLNEED);
-            }
+        let bytes = self.as_ref();
+        let page = page_size() as usize;
+        let mut sum = 0u8;
+        let mut i = 0;
+        while i < bytes.len() {
+            // SAFETY: `i` is inside the mapping; a volatile read so the
+            // touch is not optimised away.
+            sum = sum.wrapping_add(unsafe { std::ptr::read_volatile(bytes.as_ptr().add(i)) });
+            i += page;
         }
+        std::hint::black_box(sum);
     }
 }
 
