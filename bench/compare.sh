@@ -39,8 +39,9 @@ DURATION=${DURATION:-3s}
 COMMAND="bench/compare.sh with ROUNDS=$ROUNDS BIG_ROUNDS=$BIG_ROUNDS DURATION=$DURATION BENCH_DIR=$BENCH_DIR"
 
 need_tools curl
-# The floor under a push on this machine (examples/ingest_floor.rs), run
-# beside each 1 GiB push so the two see the same load.
+# The floor under a push on this machine (examples/ingest_floor.rs: the
+# CPU work no push can avoid, and the ceiling it implies), measured next to
+# each round's 1 GiB pushes so the two see the same load.
 FLOOR=${FLOOR:-target/release/examples/ingest_floor}
 if [ ! -x "$FLOOR" ]; then
     cargo build --release --quiet --example ingest_floor
@@ -129,7 +130,8 @@ for round in $(seq 1 "$ROUNDS"); do
     both mixed "$round" -c 8 -d "$DURATION" -s 1MiB -w mixed --skip-limits
     both mid "$round" -c 1 -n 4 -s 100MiB -w push-monolithic,push-chunked,pull --skip-limits
     if [ "$round" -le "$BIG_ROUNDS" ]; then
-        "$FLOOR" "$WORK" 1GiB | sed -n "s/^ingest floor: \([0-9.]*\) MB\/s.*/floor $round \1/p" >>"$WORK/floor"
+        "$FLOOR" "$WORK" 1GiB |
+            sed -n "s/^ingest floor: .* = \([0-9.]*\) ns.*ceiling \([0-9.]*\) MB.*/floor $round \1 \2/p" >>"$WORK/floor"
         fresh
         both big1 "$round" -c 1 -n 2 -s 1GiB -w push-monolithic --skip-limits
         fresh
