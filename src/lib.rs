@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod http;
+pub mod logwriter;
 pub mod metadata;
 pub mod server;
 pub mod shards;

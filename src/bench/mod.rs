@@ -7,6 +7,7 @@
 mod client;
 mod data;
 mod limits;
+mod procstat;
 mod report;
 mod workloads;
 
@@ -37,12 +38,18 @@ An operation is what a client does for one result (a monolithic push is two
 requests); ops/s counts operations, MB/s counts blob payload (10^6 bytes).
 Blob contents are pseudo-random and unique per run but cheap to make: the
 client streams them without copying and hashes only a short tail per blob.
-Runs against any registry speaking plain HTTP, e.g. CNCF distribution.
+Runs against any registry speaking plain HTTP, e.g. CNCF distribution or
+zot. With --server-pid (a registry on this machine) each workload also
+reports the server's CPU time per operation and its resident memory: on a
+busy machine the work per request moves much less than the throughput.
 
 Examples:
   berth bench http://127.0.0.1:5000
   berth bench http://127.0.0.1:5000 -w pull,push-chunked -s 1MiB,100MiB -c 8 -d 10s
-  berth bench http://127.0.0.1:5000 -w push-monolithic -s 1GiB -n 3 -c 1 --json";
+  berth bench http://127.0.0.1:5000 -w push-monolithic -s 1GiB -n 3 -c 1 --json
+  berth bench http://127.0.0.1:5000 -w manifest-get-tag,blob-head -c 32 -d 10s \\
+      --server-pid \"$(pidof berth)\"
+  berth bench http://127.0.0.1:5000 --http2 -w pull -s 100MiB -c 32 -n 64";
 
 /// Load-test an OCI registry (berth or any other) and report operations/s,
 /// MB/s and latency percentiles per workload.
@@ -73,7 +80,7 @@ pub struct BenchArgs {
     #[arg(long, value_parser = parse_size, default_value = "5MiB", value_name = "SIZE")]
     pub chunk_size: u64,
 
-    /// Operations in flight at once (one connection each).
+    /// Operations in flight at once (one connection each over HTTP/1.1).
     #[arg(long, short = 'c', default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: u32,
@@ -106,6 +113,11 @@ pub struct BenchArgs {
     #[arg(long, default_value = "berth-bench", value_name = "NAME")]
     pub repo_prefix: String,
 
+    /// Speak HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1: one
+    /// connection carries all --concurrency streams.
+    #[arg(long)]
+    pub http2: bool,
+
     /// Print the results as JSON on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -117,6 +129,12 @@ pub struct BenchArgs {
     /// Do not measure this machine's sha256 and memcpy speed first.
     #[arg(long)]
     pub skip_limits: bool,
+
+    /// Process id of the registry when it runs on this machine: each
+    /// workload then also reports the server's CPU time per operation and
+    /// its resident memory (from /proc; Linux only).
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
 
     /// HTTP basic authentication.
     #[arg(
@@ -186,8 +204,12 @@ async fn run_async(args: BenchArgs) -> Result<(), String> {
         &args.url,
         args.basic_auth.as_deref(),
         args.concurrency as usize,
+        args.http2,
     )?;
     reg.ping().await?;
+    if let Some(pid) = args.server_pid {
+        procstat::sample(pid).map_err(|e| format!("--server-pid {pid}: {e}"))?;
+    }
     let progress = Progress::new(args.quiet);
 
     let limits = if args.skip_limits {
@@ -219,8 +241,13 @@ async fn run_async(args: BenchArgs) -> Result<(), String> {
     };
 
     let mut rows = Vec::new();
+    let run = Run {
+        bound,
+        timeout: args.timeout,
+        server_pid: args.server_pid,
+    };
     for plan in workloads::plans(&args.workloads, &args.blob_size) {
-        rows.push(run_one(&ctx, &plan, bound, args.timeout, &progress).await);
+        rows.push(run_one(&ctx, &plan, &run, &progress).await);
     }
     progress.clear();
 
@@ -228,10 +255,12 @@ async fn run_async(args: BenchArgs) -> Result<(), String> {
         target: args.url.clone(),
         run_id,
         concurrency: args.concurrency,
+        http: if args.http2 { "HTTP/2" } else { "HTTP/1.1" },
         requests: args.duration.is_none().then_some(args.requests),
         duration_s: args.duration.map(|d| d.as_secs_f64()),
         chunk_size: args.chunk_size,
         limits,
+        server_pid: args.server_pid,
         workloads: rows,
     };
     if args.json {
@@ -263,14 +292,16 @@ fn run_seed() -> u64 {
     data::SplitMix(nanos ^ (u64::from(std::process::id()) << 32)).next_u64()
 }
 
-/// Set up and run one workload.
-async fn run_one(
-    ctx: &Arc<Ctx>,
-    plan: &Plan,
+/// How every workload of a run is bounded and observed.
+struct Run {
     bound: Bound,
     timeout: Duration,
-    progress: &Progress,
-) -> Row {
+    server_pid: Option<u32>,
+}
+
+/// Set up and run one workload.
+async fn run_one(ctx: &Arc<Ctx>, plan: &Plan, run: &Run, progress: &Progress) -> Row {
+    let (bound, timeout) = (run.bound, run.timeout);
     let label = plan.label();
     progress.note(&format!("{label}: setting up"));
     let prepared = match workloads::setup(ctx, plan).await {
@@ -282,6 +313,8 @@ async fn run_one(
         }
     };
 
+    let before = run.server_pid.and_then(|pid| procstat::sample(pid).ok());
+    let me = procstat::sample(std::process::id()).ok();
     let live = Arc::new(Live::default());
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -338,6 +371,8 @@ async fn run_one(
         }
     }
     let elapsed = start.elapsed();
+    let after = run.server_pid.and_then(|pid| procstat::sample(pid).ok());
+    let me_after = procstat::sample(std::process::id()).ok();
     if let Some(t) = ticker {
         t.abort();
     }
@@ -350,7 +385,14 @@ async fn run_one(
             eprintln!("berth bench: {label}: ... {} errors in all", errors.len());
         }
     }
-    summarize(plan, lat, done, errors.len() as u64, elapsed)
+    let mut row = summarize(plan, lat, done, errors.len() as u64, elapsed);
+    if let (Some(b), Some(a)) = (before, after) {
+        row.server = Some(procstat::Usage::between(b, a, row.ops));
+    }
+    if let (Some(b), Some(a)) = (me, me_after) {
+        row.client = Some(procstat::Usage::between(b, a, row.ops));
+    }
+    row
 }
 
 fn summarize(plan: &Plan, mut lat: Vec<u64>, done: Done, errors: u64, elapsed: Duration) -> Row {
@@ -362,12 +404,15 @@ fn summarize(plan: &Plan, mut lat: Vec<u64>, done: Done, errors: u64, elapsed: D
         label: plan.label(),
         ops,
         errors,
-        http_requests: u64::from(done.requests),
+        http_requests: done.requests,
         bytes: done.bytes,
         elapsed_s: elapsed.as_secs_f64(),
         ops_per_s: ops as f64 / secs,
+        requests_per_s: done.requests as f64 / secs,
         mb_per_s: done.bytes as f64 / secs / 1e6,
         latency_ms: report::latency(&mut lat),
+        server: None,
+        client: None,
     }
 }
 

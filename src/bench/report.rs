@@ -1,5 +1,6 @@
 //! Results: latency percentiles, the human table and the JSON document.
 
+use super::procstat::Usage;
 use serde::Serialize;
 
 /// Everything one `berth bench` run measured (the `--json` document).
@@ -8,12 +9,17 @@ pub struct Report {
     pub target: String,
     pub run_id: String,
     pub concurrency: u32,
+    /// `HTTP/1.1` (a connection per operation in flight) or `HTTP/2` (h2c,
+    /// one connection).
+    pub http: &'static str,
     /// Operations per workload, when the run was bounded by count.
     pub requests: Option<u64>,
     /// Seconds per workload, when the run was bounded by time.
     pub duration_s: Option<f64>,
     pub chunk_size: u64,
     pub limits: Option<Limits>,
+    /// `--server-pid`: the registry process observed on this machine.
+    pub server_pid: Option<u32>,
     pub workloads: Vec<Row>,
 }
 
@@ -46,9 +52,15 @@ pub struct Row {
     pub bytes: u64,
     pub elapsed_s: f64,
     pub ops_per_s: f64,
+    /// HTTP requests per second.
+    pub requests_per_s: f64,
     /// Payload MB/s (10^6 bytes).
     pub mb_per_s: f64,
     pub latency_ms: Latency,
+    /// What the server process spent, with `--server-pid`.
+    pub server: Option<Usage>,
+    /// What this client spent (it shares the machine with a local server).
+    pub client: Option<Usage>,
 }
 
 /// Per-operation latency in milliseconds.
@@ -124,9 +136,10 @@ pub fn table(r: &Report) -> String {
         _ => String::new(),
     };
     out.push_str(&format!(
-        "berth bench {}  run {}  concurrency {}  {}  chunk {}\n",
+        "berth bench {}  run {}  {}  concurrency {}  {}  chunk {}\n",
         r.target,
         r.run_id,
+        r.http,
         r.concurrency,
         bound,
         fmt_size(r.chunk_size)
@@ -139,18 +152,24 @@ pub fn table(r: &Report) -> String {
         ));
     }
     out.push('\n');
-    let header = [
-        "workload", "ops", "errors", "ops/s", "MB/s", "p50 ms", "p90 ms", "p99 ms", "max ms",
+    let with_server = r.workloads.iter().any(|w| w.server.is_some());
+    let mut header = vec![
+        "workload", "ops", "errors", "ops/s", "req/s", "MB/s", "p50 ms", "p90 ms", "p99 ms",
+        "max ms",
     ];
-    let rows: Vec<[String; 9]> = r
+    if with_server {
+        header.push("srv us/op");
+    }
+    let rows: Vec<Vec<String>> = r
         .workloads
         .iter()
         .map(|w| {
-            [
+            let mut cells = vec![
                 w.label.clone(),
                 w.ops.to_string(),
                 w.errors.to_string(),
                 fmt_rate(w.ops_per_s),
+                fmt_rate(w.requests_per_s),
                 if w.bytes == 0 {
                     "-".to_string()
                 } else {
@@ -160,10 +179,17 @@ pub fn table(r: &Report) -> String {
                 fmt_ms(w.latency_ms.p90),
                 fmt_ms(w.latency_ms.p99),
                 fmt_ms(w.latency_ms.max),
-            ]
+            ];
+            if with_server {
+                cells.push(match w.server {
+                    Some(u) => fmt_rate(u.cpu_us_per_op),
+                    None => "-".to_string(),
+                });
+            }
+            cells
         })
         .collect();
-    let mut widths = header.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
@@ -171,7 +197,7 @@ pub fn table(r: &Report) -> String {
     }
     let line = |cells: &[&str]| {
         let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        for (i, (cell, &w)) in cells.iter().zip(&widths).enumerate() {
             if i == 0 {
                 s.push_str(&format!("{cell:<w$}"));
             } else {
@@ -185,6 +211,14 @@ pub fn table(r: &Report) -> String {
     for row in &rows {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         out.push_str(&line(&cells));
+    }
+    let last = r.workloads.iter().rev().find_map(|w| w.server);
+    if let (Some(pid), Some(u)) = (r.server_pid, last) {
+        out.push_str(&format!(
+            "\nserver pid {pid}: peak RSS {:.1} MiB, RSS now {:.1} MiB\n",
+            u.peak_rss_kib as f64 / 1024.0,
+            u.rss_kib as f64 / 1024.0
+        ));
     }
     out
 }
@@ -239,6 +273,7 @@ mod tests {
             bytes,
             elapsed_s: 2.0,
             ops_per_s: 617.0,
+            requests_per_s: 617.0,
             mb_per_s: 12.345,
             latency_ms: Latency {
                 mean: 1.0,
@@ -247,6 +282,8 @@ mod tests {
                 p99: 456.7,
                 max: 1000.0,
             },
+            server: None,
+            client: None,
         }
     }
 
@@ -255,6 +292,7 @@ mod tests {
         let r = Report {
             target: "http://x".into(),
             run_id: "run-1".into(),
+            http: "HTTP/1.1",
             concurrency: 4,
             requests: Some(1234),
             duration_s: None,
@@ -263,6 +301,7 @@ mod tests {
                 sha256_mb_s: 1500.0,
                 memcpy_mb_s: 9000.4,
             }),
+            server_pid: None,
             workloads: vec![row("push-monolithic 1MiB", 5), row("catalog", 0)],
         };
         let t = table(&r);
@@ -276,12 +315,43 @@ mod tests {
         assert!(head.starts_with("workload "));
         assert_eq!(
             lines[4],
-            "push-monolithic 1MiB  1234       0    617  12.3    0.50    12.3     457    1000"
+            "push-monolithic 1MiB  1234       0    617    617  12.3    0.50    12.3     457    1000"
         );
         // MB/s is a dash when nothing moved; every row as wide as the header.
         assert!(lines[5].starts_with("catalog "));
-        assert!(lines[5].contains("    617     -  "));
+        assert!(lines[5].contains("    617    617     -  "));
         assert_eq!(lines[4].len(), head.len());
         assert_eq!(lines[5].len(), head.len());
+    }
+
+    #[test]
+    fn server_usage_adds_a_column_and_a_footer() {
+        let mut w = row("blob-head", 0);
+        w.server = Some(Usage {
+            cpu_ms: 1000.0,
+            cpu_us_per_op: 12.5,
+            rss_kib: 10 << 10,
+            peak_rss_kib: 30 << 10,
+        });
+        let r = Report {
+            target: "http://x".into(),
+            run_id: "run-1".into(),
+            http: "HTTP/2",
+            concurrency: 32,
+            requests: None,
+            duration_s: Some(3.0),
+            chunk_size: 5 << 20,
+            limits: None,
+            server_pid: Some(42),
+            workloads: vec![w],
+        };
+        let t = table(&r);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[2].ends_with("srv us/op"), "{t}");
+        assert!(lines[3].ends_with("12.5"), "{t}");
+        assert_eq!(
+            lines.last().copied(),
+            Some("server pid 42: peak RSS 30.0 MiB, RSS now 10.0 MiB")
+        );
     }
 }

@@ -9,7 +9,8 @@ use super::names::{Reference, RepoName, Tag};
 use super::range::ByteRange;
 use super::upload::{self, ByteStream, Sessions};
 use crate::metadata::{
-    CommitBlob, ManifestRecord, MetadataStore, PutManifest, Referrer, StoredBlob, UploadSession,
+    CommitBlob, ManifestRecord, MetadataStore, Names, PutManifest, Referrer, StoredBlob,
+    UploadSession,
 };
 use crate::storage::{BlobKey, BlobStore, ChunkStream};
 use bytes::Bytes;
@@ -100,9 +101,16 @@ pub enum UploadStart {
 
 /// One page of a listing.
 pub struct Page {
-    pub items: Vec<String>,
+    names: Names,
+    len: usize,
     /// The last item, when there may be more after it.
     pub next: Option<String>,
+}
+
+impl Page {
+    pub fn items(&self) -> &[String] {
+        &self.names[..self.len]
+    }
 }
 
 pub struct Registry {
@@ -672,20 +680,20 @@ impl Registry {
     /// Tags of `repo` after `last`, at most `n`; NAME_UNKNOWN when the
     /// repository does not exist.
     pub async fn tags(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<Page> {
-        let mut items = self
+        let names = self
             .meta
             .list_tags(repo, last, n.saturating_add(1))
             .await?
             .ok_or_else(|| Error::name_unknown(repo))?;
-        Ok(page(&mut items, n))
+        Ok(page(names, n))
     }
 
     pub async fn catalog(&self, last: Option<&str>, n: usize) -> Result<Page> {
-        let mut items = self
+        let names = self
             .meta
             .list_repositories(last, n.saturating_add(1))
             .await?;
-        Ok(page(&mut items, n))
+        Ok(page(names, n))
     }
 
     /// The catalog as `show` sees it: only names it accepts. One call reads
@@ -708,23 +716,22 @@ impl Registry {
                 .list_repositories(cursor.as_deref(), batch_size)
                 .await?;
             let more = batch.len() == batch_size;
-            for name in batch {
+            for name in batch.iter() {
                 scanned += 1;
                 cursor = Some(name.clone());
-                if show(&name) {
-                    items.push(name);
+                if show(name) {
+                    items.push(name.clone());
                     if items.len() > n {
-                        return Ok(page(&mut items, n));
+                        return Ok(page(items.into(), n));
                     }
                 }
             }
-            if !more {
-                return Ok(Page { items, next: None });
-            }
-            if scanned >= CATALOG_SCAN {
+            if !more || scanned >= CATALOG_SCAN {
+                let len = items.len();
                 return Ok(Page {
-                    items,
-                    next: cursor,
+                    names: items.into(),
+                    len,
+                    next: if more { cursor } else { None },
                 });
             }
         }
@@ -761,13 +768,12 @@ fn check_start(start: Option<u64>, session: &UploadSession) -> Result<()> {
 
 /// Cut a listing fetched with one extra item down to `n`, noting whether
 /// more follow.
-fn page(items: &mut Vec<String>, n: usize) -> Page {
-    let more = items.len() > n;
-    items.truncate(n);
-    Page {
-        next: if more { items.last().cloned() } else { None },
-        items: std::mem::take(items),
-    }
+fn page(names: Names, n: usize) -> Page {
+    let len = names.len().min(n);
+    let next = (names.len() > n)
+        .then(|| names[..len].last().cloned())
+        .flatten();
+    Page { names, len, next }
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ pub(crate) async fn append(
         }
         state.hasher.update(&chunk);
         writer
-            .write(&chunk)
+            .write(chunk)
             .await
             .map_err(|e| Error::internal("writing upload staging", e))?;
     }

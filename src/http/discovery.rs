@@ -27,8 +27,44 @@ fn page_size(req: &Req) -> Result<usize, super::error::ApiError> {
     }
 }
 
-fn listing(body: Value, page: &Page, path: &str, n: usize) -> Response {
-    let mut resp = (StatusCode::OK, body.to_string()).into_response();
+/// `{"name":"<repo>","tags":[...]}` or `{"repositories":[...]}`, written
+/// straight from the page. Tags and repository names are validated against
+/// grammars with nothing JSON must escape, so each is copied between quotes
+/// as it is; anything else (a database edited by hand) goes through
+/// serde_json's escaping.
+fn listing_body(name: Option<&str>, key: &str, items: &[String]) -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, s: &str) {
+        if s.bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        {
+            out.push(b'"');
+            out.extend_from_slice(s.as_bytes());
+            out.push(b'"');
+        } else {
+            let _ = serde_json::to_writer(&mut *out, s);
+        }
+    }
+    let mut out = Vec::with_capacity(32 + items.iter().map(|i| i.len() + 3).sum::<usize>());
+    out.push(b'{');
+    if let Some(name) = name {
+        out.extend_from_slice(b"\"name\":");
+        string(&mut out, name);
+        out.push(b',');
+    }
+    string(&mut out, key);
+    out.extend_from_slice(b":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(&mut out, item);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+fn listing(body: Vec<u8>, page: &Page, path: &str, n: usize) -> Response {
+    let mut resp = (StatusCode::OK, body).into_response();
     set_header(&mut resp, "content-type", "application/json");
     if let Some(last) = &page.next {
         let q = serde_urlencoded::to_string([("n", n.to_string()), ("last", last.clone())])
@@ -41,7 +77,7 @@ fn listing(body: Value, page: &Page, path: &str, n: usize) -> Response {
 pub async fn tags(ctx: &Ctx, repo: &RepoName, req: &Req) -> ApiResult {
     let n = page_size(req)?;
     let page = ctx.registry.tags(repo, req.param("last"), n).await?;
-    let body = json!({ "name": repo.as_str(), "tags": page.items });
+    let body = listing_body(Some(repo.as_str()), "tags", page.items());
     Ok(listing(body, &page, &format!("/v2/{repo}/tags/list"), n))
 }
 
@@ -55,7 +91,7 @@ pub async fn catalog(ctx: &Ctx, req: &Req) -> ApiResult {
             .catalog_where(req.param("last"), n, &shows)
             .await?
     };
-    let body = json!({ "repositories": page.items });
+    let body = listing_body(None, "repositories", page.items());
     Ok(listing(body, &page, "/v2/_catalog", n))
 }
 
@@ -82,4 +118,22 @@ pub async fn referrers(ctx: &Ctx, repo: &RepoName, subject: &Digest, req: &Req) 
         set_header(&mut resp, "oci-filters-applied", "artifactType");
     }
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listing_body;
+
+    #[test]
+    fn listing_bodies_are_json() {
+        let items: Vec<String> = ["v1", "1.0-rc_2", "we\"ird\\", "tab\t", "é"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let body = listing_body(Some("a/b"), "tags", &items);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v, serde_json::json!({ "name": "a/b", "tags": items }));
+        let body = listing_body(None, "repositories", &[]);
+        assert_eq!(body, br#"{"repositories":[]}"#);
+    }
 }

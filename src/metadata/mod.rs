@@ -6,6 +6,9 @@
 //! is one transaction, and each method states what it checks inside it, so a
 //! PostgreSQL implementation can give the same guarantees.
 
+mod cache;
+#[cfg(test)]
+mod cache_coherence;
 #[cfg(test)]
 mod query_plans;
 pub mod sqlite;
@@ -18,6 +21,10 @@ use crate::core::manifest::ParsedManifest;
 use crate::core::names::{RepoName, Tag};
 use crate::storage::BlobKey;
 use async_trait::async_trait;
+
+/// Names in a listing (tags, repositories), shared: a cached page is
+/// handed out without copying.
+pub type Names = std::sync::Arc<[String]>;
 
 /// A stored blob: its size and where its bytes are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,9 +202,9 @@ pub trait MetadataStore: Send + Sync + 'static {
         repo: &RepoName,
         last: Option<&str>,
         n: usize,
-    ) -> Result<Option<Vec<String>>>;
+    ) -> Result<Option<Names>>;
     /// Up to `n` repository names after `last`, in lexical order.
-    async fn list_repositories(&self, last: Option<&str>, n: usize) -> Result<Vec<String>>;
+    async fn list_repositories(&self, last: Option<&str>, n: usize) -> Result<Names>;
     /// Manifests in `repo` whose subject is `subject`, optionally filtered
     /// by artifact type.
     async fn referrers(

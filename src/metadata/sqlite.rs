@@ -10,7 +10,7 @@
 
 use super::sqlite_gc as gc;
 use super::{
-    BlobRow, CommitBlob, ManifestRecord, MetadataStore, PutManifest, Referrer, RepoUsage,
+    BlobRow, CommitBlob, ManifestRecord, MetadataStore, Names, PutManifest, Referrer, RepoUsage,
     StoredBlob, UploadSession, Usage,
 };
 use crate::core::digest::Digest;
@@ -24,16 +24,53 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::cache::{blob_key, tags_key, Budget, Cached, LookupCache, Touches};
+
 const SCHEMA: &str = include_str!("schema.sql");
 const SCHEMA_VERSION: i64 = 2;
 /// Idle read connections kept open.
 const READ_POOL: usize = 16;
 
 pub struct SqliteMetadata {
-    path: PathBuf,
     writer: Arc<Mutex<Connection>>,
-    readers: Arc<Mutex<Vec<Connection>>>,
+    readers: Arc<ReadPool>,
     policy: Arc<GcPolicy>,
+    cache: Arc<LookupCache>,
+}
+
+/// Idle read-only connections, opened on demand.
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    /// Run `f` on a read-only connection, on this thread.
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = match self.idle.lock().ok().and_then(|mut p| p.pop()) {
+            Some(c) => c,
+            None => {
+                #[allow(unused_mut)]
+                let mut c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(db_err)?;
+                c.busy_timeout(std::time::Duration::from_secs(10))
+                    .map_err(db_err)?;
+                #[cfg(test)]
+                super::query_plans::trace(&mut c);
+                c
+            }
+        };
+        let out = f(&conn).map_err(db_err);
+        if let Ok(mut p) = self.idle.lock() {
+            if p.len() < READ_POOL {
+                p.push(conn);
+            }
+        }
+        out
+    }
 }
 
 use crate::core::gc::now_ms as now;
@@ -74,70 +111,111 @@ impl SqliteMetadata {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(db_err)?;
         Ok(SqliteMetadata {
-            path: path.to_owned(),
             writer: Arc::new(Mutex::new(conn)),
-            readers: Arc::new(Mutex::new(Vec::new())),
+            readers: Arc::new(ReadPool {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+            }),
             policy: Arc::new(policy),
+            cache: Arc::new(LookupCache::new(Budget::default())),
         })
     }
 
-    /// Run `f` on a read-only connection on the blocking pool.
+    /// Run `f` on a read-only connection on the blocking pool: for reads
+    /// whose cost grows with the data (scrub, du, the collector's scans).
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let path = self.path.clone();
         let pool = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = match pool.lock().ok().and_then(|mut p| p.pop()) {
-                Some(c) => c,
-                None => {
-                    #[allow(unused_mut)]
-                    let mut c = Connection::open_with_flags(
-                        &path,
-                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                    )
-                    .map_err(db_err)?;
-                    c.busy_timeout(std::time::Duration::from_secs(10))
-                        .map_err(db_err)?;
-                    #[cfg(test)]
-                    super::query_plans::trace(&mut c);
-                    c
-                }
-            };
-            let out = f(&conn).map_err(db_err);
-            if let Ok(mut p) = pool.lock() {
-                if p.len() < READ_POOL {
-                    p.push(conn);
-                }
-            }
-            out
-        })
-        .await
-        .map_err(|e| Error::internal("metadata read task", e))?
+        tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .map_err(|e| Error::internal("metadata read task", e))?
+    }
+
+    /// Run `f` on a read-only connection right here, on the request's
+    /// thread: for the request path's bounded index lookups (a few
+    /// microseconds from SQLite's page cache), where a hand-off to the
+    /// blocking pool would cost more than the query.
+    fn read_now<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.readers.with(f)
     }
 
     /// Run `f` in one write transaction, committed when it returns `Ok`.
-    async fn write<T, F>(&self, f: F) -> Result<T>
+    /// `touches` says which cached manifest lookups it may change; they are
+    /// forgotten before the writer lock is released.
+    async fn write<T, F>(&self, touches: Touches, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction) -> rusqlite::Result<T> + Send + 'static,
     {
         let writer = self.writer.clone();
+        let cache = self.cache.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = writer
                 .lock()
                 .map_err(|_| Error::internal("metadata store", "writer poisoned"))?;
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(db_err)?;
-            let out = f(&tx).map_err(db_err)?;
-            tx.commit().map_err(db_err)?;
-            Ok(out)
+            let out = (|| {
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(db_err)?;
+                let out = f(&tx).map_err(db_err)?;
+                tx.commit().map_err(db_err)?;
+                Ok(out)
+            })();
+            cache.invalidate(&touches);
+            drop(conn);
+            out
         })
         .await
         .map_err(|e| Error::internal("metadata write task", e))?
+    }
+
+    /// A cached answer, if one may be served: see `cache` for why this
+    /// holds the writer lock and checks `data_version`.
+    fn cached(&self, repo: &str, key: &str) -> Option<Cached> {
+        let conn = self.writer.try_lock().ok()?;
+        let version: i64 = conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .ok()?;
+        if !self.cache.observe_data_version(version) {
+            return None;
+        }
+        self.cache.get(repo, key)
+    }
+
+    /// Look a manifest up by `reference` (a tag or a digest) through the
+    /// cache, running `sql` (parameters: repository, reference) on a miss.
+    fn manifest_lookup(
+        &self,
+        repo: &RepoName,
+        reference: &str,
+        sql: &'static str,
+    ) -> Result<Option<ManifestRecord>> {
+        if let Some(Cached::Manifest(hit)) = self.cached(repo.as_str(), reference) {
+            return Ok(Some(hit));
+        }
+        let generation = self.cache.generation();
+        let row = self.read_now(|c| {
+            c.prepare_cached(sql)?
+                .query_row(params![repo.as_str(), reference], manifest_row)
+                .optional()
+        })?;
+        let record = to_record(row)?;
+        if let Some(r) = &record {
+            let entry = Cached::Manifest(r.clone());
+            self.cache
+                .insert(generation, repo.as_str(), reference, entry);
+        }
+        Ok(record)
+    }
+
+    /// The manifest cache, for tests.
+    #[cfg(test)]
+    pub(crate) fn cache(&self) -> &LookupCache {
+        &self.cache
     }
 }
 
@@ -194,8 +272,6 @@ fn end_upload(tx: &Transaction, id: &str) -> rusqlite::Result<bool> {
     Ok(true)
 }
 
-const MANIFEST_COLUMNS: &str = "m.digest, m.media_type, b.body";
-
 fn manifest_row(r: &rusqlite::Row) -> rusqlite::Result<(String, String, Vec<u8>)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
 }
@@ -216,35 +292,39 @@ fn to_record(row: Option<(String, String, Vec<u8>)>) -> Result<Option<ManifestRe
 #[async_trait]
 impl MetadataStore for SqliteMetadata {
     async fn blob_in_repo(&self, repo: &RepoName, digest: &Digest) -> Result<Option<StoredBlob>> {
-        let (repo, digest) = (repo.to_string(), digest.to_string());
-        let row = self
-            .read(move |c| {
-                c.prepare_cached(
-                    "SELECT b.size, b.key, b.corrupt FROM repositories r
-                     JOIN repo_blobs l ON l.repo_id = r.id AND l.digest = ?2
-                     JOIN blobs b ON b.digest = l.digest
-                     WHERE r.name = ?1",
-                )?
-                .query_row(params![repo, digest], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, bool>(2)?,
-                    ))
+        let key = blob_key(digest.as_str());
+        if let Some(Cached::Blob(b)) = self.cached(repo.as_str(), &key) {
+            return Ok(Some(b));
+        }
+        let generation = self.cache.generation();
+        let row = self.read_now(|c| {
+            c.prepare_cached(
+                "SELECT b.size, b.key, b.corrupt FROM repositories r
+                 JOIN repo_blobs l ON l.repo_id = r.id AND l.digest = ?2
+                 JOIN blobs b ON b.digest = l.digest
+                 WHERE r.name = ?1",
+            )?
+            .query_row(params![repo.as_str(), digest.as_str()], |r| {
+                <(i64, String, bool)>::try_from(r)
+            })
+            .optional()
+        })?;
+        let blob = row
+            .map(|(size, key, corrupt)| {
+                Ok(StoredBlob {
+                    size: size as u64,
+                    corrupt,
+                    key: BlobKey::parse(&key).ok_or_else(|| {
+                        Error::internal("stored blob key", format!("bad key {key:?}"))
+                    })?,
                 })
-                .optional()
             })
-            .await?;
-        row.map(|(size, key, corrupt)| {
-            Ok(StoredBlob {
-                size: size as u64,
-                corrupt,
-                key: BlobKey::parse(&key).ok_or_else(|| {
-                    Error::internal("stored blob key", format!("bad key {key:?}"))
-                })?,
-            })
-        })
-        .transpose()
+            .transpose()?;
+        if let Some(b) = &blob {
+            let entry = Cached::Blob(b.clone());
+            self.cache.insert(generation, repo.as_str(), &key, entry);
+        }
+        Ok(blob)
     }
 
     async fn commit_blob(
@@ -262,7 +342,7 @@ impl MetadataStore for SqliteMetadata {
             upload.map(str::to_owned),
         );
         let policy = self.policy.clone();
-        self.write(move |tx| {
+        self.write(Touches::Blob(digest.clone()), move |tx| {
             if let Some(u) = &upload {
                 // The session must still be open. One that expired, was
                 // cancelled or was closed by another request records
@@ -319,7 +399,7 @@ impl MetadataStore for SqliteMetadata {
             from.map(|f| f.to_string()),
         );
         let policy = self.policy.clone();
-        self.write(move |tx| {
+        self.write(Touches::Nothing, move |tx| {
             let size: Option<i64> = match &from {
                 Some(from) => tx
                     .query_row(
@@ -354,7 +434,7 @@ impl MetadataStore for SqliteMetadata {
     async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
         let (repo, digest) = (repo.to_string(), digest.to_string());
         let policy = self.policy.clone();
-        self.write(move |tx| {
+        self.write(Touches::Blob(digest.clone()), move |tx| {
             let n = tx.execute(
                 "DELETE FROM repo_blobs WHERE digest = ?2
                  AND repo_id = (SELECT id FROM repositories WHERE name = ?1)",
@@ -392,7 +472,7 @@ impl MetadataStore for SqliteMetadata {
     ) -> Result<bool> {
         let (id, repo, client) = (id.to_owned(), repo.to_string(), client.to_owned());
         let policy = self.policy.clone();
-        self.write(move |tx| {
+        self.write(Touches::Nothing, move |tx| {
             // Both counts stop at their cap: bounded by the limits, not by
             // the registry.
             let total: i64 = tx
@@ -425,23 +505,11 @@ impl MetadataStore for SqliteMetadata {
     }
 
     async fn upload(&self, id: &str) -> Result<Option<UploadSession>> {
-        let id = id.to_owned();
-        let row = self
-            .read(move |c| {
-                c.query_row(
-                    "SELECT id, repo, size FROM uploads WHERE id = ?1",
-                    [id],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, i64>(2)?,
-                        ))
-                    },
-                )
+        let row = self.read_now(|c| {
+            c.prepare_cached("SELECT id, repo, size FROM uploads WHERE id = ?1")?
+                .query_row([id], |r| <(String, String, i64)>::try_from(r))
                 .optional()
-            })
-            .await?;
+        })?;
         row.map(|(id, repo, size)| {
             Ok(UploadSession {
                 id,
@@ -455,7 +523,7 @@ impl MetadataStore for SqliteMetadata {
 
     async fn advance_upload(&self, id: &str, from: u64, to: u64) -> Result<bool> {
         let id = id.to_owned();
-        self.write(move |tx| {
+        self.write(Touches::Nothing, move |tx| {
             let n = tx.execute(
                 "UPDATE uploads SET size = ?3, updated_at = ?4 WHERE id = ?1 AND size = ?2",
                 params![id, from as i64, to as i64, now()],
@@ -467,7 +535,8 @@ impl MetadataStore for SqliteMetadata {
 
     async fn delete_upload(&self, id: &str) -> Result<bool> {
         let id = id.to_owned();
-        self.write(move |tx| end_upload(tx, &id)).await
+        self.write(Touches::Nothing, move |tx| end_upload(tx, &id))
+            .await
     }
 
     async fn put_manifest(
@@ -486,7 +555,7 @@ impl MetadataStore for SqliteMetadata {
         let policy = self.policy.clone();
         // References are checked before anything is written, inside the
         // same transaction, so a failed push changes nothing.
-        self.write(move |tx| {
+        self.write(Touches::Repo(repo.clone()), move |tx| {
             let id = repo_id(tx, &repo)?;
             for (target, kind) in &parsed.references {
                 let (sql, missing): (&str, fn(Digest) -> PutManifest) = match kind {
@@ -581,46 +650,36 @@ impl MetadataStore for SqliteMetadata {
         repo: &RepoName,
         digest: &Digest,
     ) -> Result<Option<ManifestRecord>> {
-        let (repo, digest) = (repo.to_string(), digest.to_string());
-        let row = self
-            .read(move |c| {
-                c.prepare_cached(&format!(
-                    "SELECT {MANIFEST_COLUMNS} FROM repositories r
-                         JOIN manifests m ON m.repo_id = r.id AND m.digest = ?2
-                         JOIN manifest_bodies b ON b.digest = m.digest
-                         WHERE r.name = ?1"
-                ))?
-                .query_row(params![repo, digest], manifest_row)
-                .optional()
-            })
-            .await?;
-        to_record(row)
+        self.manifest_lookup(
+            repo,
+            digest.as_str(),
+            "SELECT m.digest, m.media_type, b.body FROM repositories r
+             JOIN manifests m ON m.repo_id = r.id AND m.digest = ?2
+             JOIN manifest_bodies b ON b.digest = m.digest
+             WHERE r.name = ?1",
+        )
     }
 
     async fn manifest_by_tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<ManifestRecord>> {
-        let (repo, tag) = (repo.to_string(), tag.to_string());
-        let row = self
-            .read(move |c| {
-                c.prepare_cached(&format!(
-                    "SELECT {MANIFEST_COLUMNS} FROM repositories r
-                         JOIN tags t ON t.repo_id = r.id AND t.name = ?2
-                         JOIN manifests m ON m.repo_id = r.id AND m.digest = t.digest
-                         JOIN manifest_bodies b ON b.digest = m.digest
-                         WHERE r.name = ?1"
-                ))?
-                .query_row(params![repo, tag], manifest_row)
-                .optional()
-            })
-            .await?;
-        to_record(row)
+        self.manifest_lookup(
+            repo,
+            tag.as_str(),
+            "SELECT m.digest, m.media_type, b.body FROM repositories r
+             JOIN tags t ON t.repo_id = r.id AND t.name = ?2
+             JOIN manifests m ON m.repo_id = r.id AND m.digest = t.digest
+             JOIN manifest_bodies b ON b.digest = m.digest
+             WHERE r.name = ?1",
+        )
     }
 
     async fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
         let (repo, digest) = (repo.to_string(), digest.to_string());
         let policy = self.policy.clone();
-        self.write(move |tx| match repo_id(tx, &repo)? {
-            Some(id) => gc::remove_manifest(tx, id, &digest, now(), &policy),
-            None => Ok(false),
+        self.write(Touches::Repo(repo.clone()), move |tx| {
+            match repo_id(tx, &repo)? {
+                Some(id) => gc::remove_manifest(tx, id, &digest, now(), &policy),
+                None => Ok(false),
+            }
         })
         .await
     }
@@ -628,7 +687,7 @@ impl MetadataStore for SqliteMetadata {
     async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool> {
         let (repo, tag) = (repo.to_string(), tag.to_string());
         let policy = self.policy.clone();
-        self.write(move |tx| {
+        self.write(Touches::Repo(repo.clone()), move |tx| {
             let Some(id) = repo_id(tx, &repo)? else {
                 return Ok(false);
             };
@@ -653,31 +712,41 @@ impl MetadataStore for SqliteMetadata {
         repo: &RepoName,
         last: Option<&str>,
         n: usize,
-    ) -> Result<Option<Vec<String>>> {
-        let (repo, last) = (repo.to_string(), last.unwrap_or("").to_owned());
-        self.read(move |c| {
-            let Some(id) = repo_id(c, &repo)? else {
+    ) -> Result<Option<Names>> {
+        let last = last.unwrap_or("");
+        let key = tags_key(last, n);
+        if let Some(Cached::Tags(t)) = self.cached(repo.as_str(), &key) {
+            return Ok(Some(t));
+        }
+        let generation = self.cache.generation();
+        let names = self.read_now(|c| {
+            let Some(id) = repo_id(c, repo.as_str())? else {
                 return Ok(None);
             };
             let mut stmt = c.prepare_cached(
                 "SELECT name FROM tags WHERE repo_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
             )?;
             let rows = stmt.query_map(params![id, last, n as i64], |r| r.get(0))?;
-            rows.collect::<rusqlite::Result<Vec<String>>>().map(Some)
-        })
-        .await
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map(|v| Some(Names::from(v)))
+        })?;
+        if let Some(t) = &names {
+            let entry = Cached::Tags(t.clone());
+            self.cache.insert(generation, repo.as_str(), &key, entry);
+        }
+        Ok(names)
     }
 
-    async fn list_repositories(&self, last: Option<&str>, n: usize) -> Result<Vec<String>> {
-        let last = last.unwrap_or("").to_owned();
-        self.read(move |c| {
+    async fn list_repositories(&self, last: Option<&str>, n: usize) -> Result<Names> {
+        let last = last.unwrap_or("");
+        self.read_now(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![last, n as i64], |r| r.get(0))?;
-            rows.collect()
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map(Names::from)
         })
-        .await
     }
 
     async fn referrers(
@@ -717,8 +786,10 @@ impl MetadataStore for SqliteMetadata {
 
     async fn gc_review_batch(&self, now_ms: i64, limit: usize) -> Result<GcBatch> {
         let policy = self.policy.clone();
-        self.write(move |tx| gc::review_batch(tx, now_ms, limit, &policy))
-            .await
+        self.write(Touches::All, move |tx| {
+            gc::review_batch(tx, now_ms, limit, &policy)
+        })
+        .await
     }
 
     async fn gc_queue_depth(&self, now_ms: i64) -> Result<(u64, u64)> {
@@ -853,7 +924,7 @@ impl MetadataStore for SqliteMetadata {
 
     async fn mark_corrupt(&self, digest: &str, key: &str) -> Result<bool> {
         let (digest, key) = (digest.to_owned(), key.to_owned());
-        self.write(move |tx| {
+        self.write(Touches::Blob(digest.clone()), move |tx| {
             let n = tx.execute(
                 "UPDATE blobs SET corrupt = 1 WHERE digest = ?1 AND key = ?2",
                 params![digest, key],

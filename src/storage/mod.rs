@@ -13,6 +13,7 @@
 //! duplicate key. That is what lets garbage collection run online.
 
 pub mod fs;
+mod mmap;
 
 use crate::core::digest::Digest;
 use async_trait::async_trait;
@@ -76,7 +77,9 @@ pub struct BlobRead {
 /// Appends to an upload's staging object.
 #[async_trait]
 pub trait StagingWriter: Send {
-    async fn write(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Append `buf`. Taking the chunk by value lets an implementation hand
+    /// it on (to a writer thread, an upload part) without copying it.
+    async fn write(&mut self, buf: bytes::Bytes) -> io::Result<()>;
     /// Flush and make the written bytes durable.
     async fn finish(self: Box<Self>) -> io::Result<()>;
 }

@@ -3,6 +3,7 @@
 //! One test binary keeps link time down on small machines.
 
 mod auth;
+mod bench;
 mod common;
 mod conformance;
 mod e2e;

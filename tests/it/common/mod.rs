@@ -140,6 +140,24 @@ impl Berth {
         self.log.lock().unwrap().clone()
     }
 
+    /// Wait until every request answered so far is in [`Berth::logs`]:
+    /// request lines are written in batches, so a line can trail its
+    /// response. A request to a path of its own marks the point.
+    pub fn sync_log(&self) {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let path = format!("/v2/_log_sync_{}", N.fetch_add(1, Ordering::Relaxed));
+        let _ = raw_http(&self.addr, "GET", &path, &[], b"");
+        let needle = format!("path=\"{path}\"");
+        wait_for(30, "the log to catch up", || self.logs().contains(&needle));
+    }
+
+    /// A position in [`Berth::logs`] after every request answered so far.
+    pub fn log_mark(&self) -> usize {
+        self.sync_log();
+        self.logs().len()
+    }
+
     /// kill -9, no chance to clean up.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

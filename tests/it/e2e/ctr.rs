@@ -129,7 +129,7 @@ fn ctr_pull_push_plain_http() {
 
     // Push to a second repository in berth: ctr mounts every blob.
     let dst = format!("{}/e2e/ctr/dst:v1", b.addr);
-    let mark = b.logs().len();
+    let mark = b.log_mark();
     run(ctr().args(["images", "push", "--plain-http", &dst, &src]));
     let mounts = requests_since(&b, mark)
         .into_iter()
@@ -174,7 +174,7 @@ fn ctr_with_credentials_in_both_modes() {
             &src,
         ]));
         assert!(!o.status.success(), "{mode}: bob's ctr push succeeded");
-        let mark = s.berth.logs().len();
+        let mark = s.berth.log_mark();
         run(ctr().args([
             "images",
             "push",

@@ -169,7 +169,7 @@ fn docker_build_push_pull() {
     run(docker().args(["rmi", &reference]));
     let o = super::output(docker().args(["image", "inspect", &reference]));
     assert!(!o.status.success(), "image still present after rmi");
-    let mark = b.logs().len();
+    let mark = b.log_mark();
     run(docker().args(["pull", &reference]));
     let fetched: Vec<LoggedRequest> = super::requests_since(&b, mark)
         .into_iter()

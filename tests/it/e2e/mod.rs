@@ -338,6 +338,7 @@ pub fn logged_requests(log: &str) -> Vec<LoggedRequest> {
 
 /// The requests berth logged after `mark` (a length of [`Berth::logs`]).
 pub fn requests_since(b: &Berth, mark: usize) -> Vec<LoggedRequest> {
+    b.sync_log();
     logged_requests(&b.logs()[mark..])
 }
 

@@ -145,7 +145,7 @@ fn oras_chunked_push_pull() {
     std::fs::write(dir.path().join("config.json"), "{}").unwrap();
     let repo = "e2e/oras/chunked";
     let out = dir.path().join("push.json");
-    let mark = b.logs().len();
+    let mark = b.log_mark();
     run(std::process::Command::new("python3")
         .arg(script())
         .arg("push")

@@ -98,7 +98,7 @@ fn skopeo_copy_inspect_tags_delete_and_mount() {
     // Copy to a second repository: skopeo mounts the layers from the first
     // (POST ...?mount=&from= answered 201), and no blob bytes are added.
     let bytes_before = blob_bytes(&b.data_dir);
-    let mark = b.logs().len();
+    let mark = b.log_mark();
     run(env
         .skopeo()
         .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
