@@ -99,6 +99,14 @@ pub enum UploadStart {
     Session(UploadSession),
 }
 
+/// One page of a subject's referrers.
+#[derive(Debug)]
+pub struct Referrers {
+    pub items: Vec<Referrer>,
+    /// The last item's digest, when there may be more after it.
+    pub next: Option<String>,
+}
+
 /// One page of a listing.
 pub struct Page {
     names: Names,
@@ -737,13 +745,35 @@ impl Registry {
         }
     }
 
+    /// One page of the manifests in `repo` that name `subject`: up to `n`
+    /// after digest `last`, in digest order.
     pub async fn referrers(
         &self,
         repo: &RepoName,
         subject: &Digest,
         artifact_type: Option<&str>,
-    ) -> Result<Vec<Referrer>> {
-        self.meta.referrers(repo, subject, artifact_type).await
+        last: Option<&Digest>,
+        n: usize,
+    ) -> Result<Referrers> {
+        let last = last.map(Digest::to_string);
+        let mut items = self
+            .meta
+            .referrers(
+                repo,
+                subject,
+                artifact_type,
+                last.as_deref(),
+                n.saturating_add(1),
+            )
+            .await?;
+        let next = (items.len() > n).then(|| {
+            items.truncate(n);
+            items.last().map(|r| r.digest.clone())
+        });
+        Ok(Referrers {
+            items,
+            next: next.flatten(),
+        })
     }
 }
 

@@ -95,10 +95,26 @@ pub async fn catalog(ctx: &Ctx, req: &Req) -> ApiResult {
     Ok(listing(body, &page, "/v2/_catalog", n))
 }
 
+/// The referrers of `subject`: an image index of descriptors, paginated
+/// like the listings (`n`, `last` and a `Link` to the next page, which
+/// keeps the `artifactType` filter), so a subject with a million
+/// signatures costs no more per request than one with ten.
 pub async fn referrers(ctx: &Ctx, repo: &RepoName, subject: &Digest, req: &Req) -> ApiResult {
     let filter = req.param("artifactType");
-    let found = ctx.registry.referrers(repo, subject, filter).await?;
-    let manifests: Vec<Value> = found
+    let n = page_size(req)?;
+    let last = match req.param("last") {
+        None => None,
+        Some(l) => Some(
+            l.parse::<Digest>()
+                .map_err(|_| err(Code::DigestInvalid, "last must be a digest"))?,
+        ),
+    };
+    let page = ctx
+        .registry
+        .referrers(repo, subject, filter, last.as_ref(), n)
+        .await?;
+    let manifests: Vec<Value> = page
+        .items
         .into_iter()
         .map(|r| {
             let mut d = json!({ "mediaType": r.media_type, "digest": r.digest, "size": r.size });
@@ -116,6 +132,18 @@ pub async fn referrers(ctx: &Ctx, repo: &RepoName, subject: &Digest, req: &Req) 
     set_header(&mut resp, "content-type", OCI_INDEX);
     if filter.is_some() {
         set_header(&mut resp, "oci-filters-applied", "artifactType");
+    }
+    if let Some(last) = page.next {
+        let mut q = vec![("n", n.to_string()), ("last", last)];
+        if let Some(f) = filter {
+            q.push(("artifactType", f.to_owned()));
+        }
+        let q = serde_urlencoded::to_string(q).unwrap_or_default();
+        set_header(
+            &mut resp,
+            "link",
+            format!("</v2/{repo}/referrers/{subject}?{q}>; rel=\"next\""),
+        );
     }
     Ok(resp)
 }

@@ -205,13 +205,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<Option<Names>>;
     /// Up to `n` repository names after `last`, in lexical order.
     async fn list_repositories(&self, last: Option<&str>, n: usize) -> Result<Names>;
-    /// Manifests in `repo` whose subject is `subject`, optionally filtered
-    /// by artifact type.
+    /// Up to `n` manifests in `repo` whose subject is `subject` (optionally
+    /// of one artifact type), after digest `last`, in digest order.
     async fn referrers(
         &self,
         repo: &RepoName,
         subject: &Digest,
         artifact_type: Option<&str>,
+        last: Option<&str>,
+        n: usize,
     ) -> Result<Vec<Referrer>>;
 
     // ---- garbage collection and maintenance ----

@@ -156,11 +156,17 @@ async fn request_path_queries_use_indexes() {
     registry.tags(&repo, Some("a"), 10).await.unwrap();
     registry.catalog(Some("a"), 10).await.unwrap();
     registry
-        .referrers(&repo, &image_digest, None)
+        .referrers(&repo, &image_digest, None, None, 10)
         .await
         .unwrap();
     registry
-        .referrers(&repo, &image_digest, Some("application/x-sbom"))
+        .referrers(
+            &repo,
+            &image_digest,
+            Some("application/x-sbom"),
+            Some(&image_digest),
+            10,
+        )
         .await
         .unwrap();
 

@@ -754,12 +754,16 @@ impl MetadataStore for SqliteMetadata {
         repo: &RepoName,
         subject: &Digest,
         artifact_type: Option<&str>,
+        last: Option<&str>,
+        n: usize,
     ) -> Result<Vec<Referrer>> {
-        let (repo, subject, filter) = (
+        let (repo, subject, filter, last) = (
             repo.to_string(),
             subject.to_string(),
             artifact_type.map(str::to_owned),
+            last.unwrap_or("").to_owned(),
         );
+        let limit = i64::try_from(n).unwrap_or(i64::MAX);
         self.read(move |c| {
             let Some(id) = repo_id(c, &repo)? else {
                 return Ok(Vec::new());
@@ -767,9 +771,10 @@ impl MetadataStore for SqliteMetadata {
             let mut stmt = c.prepare_cached(
                 "SELECT digest, media_type, size, artifact_type, annotations FROM manifests
                  WHERE repo_id = ?1 AND subject = ?2 AND (?3 IS NULL OR artifact_type = ?3)
-                 ORDER BY digest",
+                   AND digest > ?4
+                 ORDER BY digest LIMIT ?5",
             )?;
-            let rows = stmt.query_map(params![id, subject, filter], |r| {
+            let rows = stmt.query_map(params![id, subject, filter, last, limit], |r| {
                 let annotations: Option<String> = r.get(4)?;
                 Ok(Referrer {
                     digest: r.get(0)?,

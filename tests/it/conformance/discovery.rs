@@ -333,6 +333,87 @@ fn referrers_filter_by_artifact_type() {
     assert_eq!(none.json()["manifests"], serde_json::json!([]));
 }
 
+/// §Listing Referrers: "A `Link` header MUST be included in the response
+/// when the descriptor list cannot be returned in a single manifest. Each
+/// response is an image index with different descriptors in the
+/// `manifests` field. The `Link` header MUST be set according to RFC5988
+/// with the Relation Type `rel="next"`." berth pages at `n` (1,000 by
+/// default), and the next page keeps the `artifactType` filter.
+#[test]
+fn referrers_paginate_with_link() {
+    let r = Reg::start();
+    let (sm, sd) = r.push_image("repo", "v1", 90);
+    let subject = (OCI_MANIFEST, sd.as_str(), sm.len());
+    let mut sboms = Vec::new();
+    for seed in 0..5 {
+        let (_, d) = r.push_referrer(
+            "repo",
+            subject,
+            Some("application/vnd.example.sbom.v1"),
+            serde_json::Value::Null,
+            91 + seed,
+        );
+        sboms.push(d);
+    }
+    r.push_referrer(
+        "repo",
+        subject,
+        Some("application/vnd.example.signature.v1"),
+        serde_json::Value::Null,
+        99,
+    );
+    sboms.sort();
+    let digests = |reply: &Reply| -> Vec<String> {
+        reply.json()["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["digest"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Everything fits in the default page: no Link.
+    let whole = r.get(&format!("/v2/repo/referrers/{sd}"));
+    whole.expect(200);
+    assert_eq!(digests(&whole).len(), 6);
+    assert!(whole.header("link").is_none());
+
+    // Pages of two, filtered: each a full image index, different
+    // descriptors, the filter kept, every SBOM exactly once.
+    let first = r.get(&format!(
+        "/v2/repo/referrers/{sd}?n=2&artifactType=application/vnd.example.sbom.v1"
+    ));
+    first.expect(200);
+    let mut seen = digests(&first);
+    assert_eq!(seen.len(), 2);
+    let mut next = next_link(&first);
+    let mut pages = 1;
+    while let Some(link) = next {
+        assert!(
+            link.starts_with(&format!("/v2/repo/referrers/{sd}?")),
+            "{link}"
+        );
+        assert!(link.contains("artifactType="), "{link}");
+        let page = r.get(&link);
+        page.expect(200);
+        assert_eq!(page.header("content-type"), Some(OCI_INDEX));
+        assert_eq!(page.header("oci-filters-applied"), Some("artifactType"));
+        assert_eq!(page.json()["mediaType"], OCI_INDEX);
+        seen.extend(digests(&page));
+        next = next_link(&page);
+        pages += 1;
+        assert!(pages <= 10, "pagination does not end");
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, sboms);
+
+    // A cursor that is not a digest is refused, and n must be a number.
+    r.get(&format!("/v2/repo/referrers/{sd}?last=../x"))
+        .expect_error(400, "DIGEST_INVALID");
+    r.get(&format!("/v2/repo/referrers/{sd}?n=two"))
+        .expect_error(400, "SIZE_INVALID");
+}
+
 /// §Listing Referrers: "If the registry supports the referrers API, the
 /// registry MUST NOT return a `404 Not Found` to a referrers API requests."
 /// "If a query results in no matching referrers, an empty manifest list
