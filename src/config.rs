@@ -232,6 +232,9 @@ pub struct LimitsConfig {
     pub max_upload_sessions_per_client: u64,
     /// Connections served at once; more wait to be accepted.
     pub max_connections: usize,
+    /// Repository names one filtered catalog request reads at most (a
+    /// caller who may pull few of many repositories gets short pages).
+    pub catalog_scan: usize,
 }
 
 impl Default for Config {
@@ -268,6 +271,7 @@ impl Default for LimitsConfig {
             max_upload_sessions: 10_000,
             max_upload_sessions_per_client: 1_000,
             max_connections: 4_096,
+            catalog_scan: 10_000,
         }
     }
 }
@@ -293,6 +297,7 @@ impl Config {
             },
             max_upload_sessions: self.limits.max_upload_sessions,
             max_upload_sessions_per_client: self.limits.max_upload_sessions_per_client,
+            catalog_scan: self.limits.catalog_scan.max(1),
         }
     }
 }

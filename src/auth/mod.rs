@@ -4,6 +4,7 @@
 //! HTTP layer asks [`Auth`] before it calls the core.
 
 pub mod actions;
+pub mod cursor;
 pub mod htpasswd;
 pub mod limiter;
 pub mod policy;
@@ -205,7 +206,7 @@ impl Auth {
 
     /// Whether the catalog shows `repo` to `caller`: only repositories the
     /// caller may pull. A token from the built-in issuer lists what its
-    /// subject may pull; an external issuer's catalog grant lists all.
+    /// subject may pull; an external issuer's token, what it grants pull on.
     pub fn catalog_shows(&self, caller: &Caller, repo: &str) -> bool {
         match caller {
             Caller::Token(g) if g.builtin => {
@@ -213,7 +214,7 @@ impl Auth {
                 self.policy.actions(user, repo).contains(Actions::PULL)
                     || g.actions(repo).contains(Actions::PULL)
             }
-            Caller::Token(_) => true,
+            Caller::Token(g) => g.actions(repo).contains(Actions::PULL),
             other => self.actions(other, repo).contains(Actions::PULL),
         }
     }

@@ -30,6 +30,8 @@ pub struct Limits {
     pub max_upload_sessions: u64,
     /// Open upload sessions per client (user name, or address).
     pub max_upload_sessions_per_client: u64,
+    /// Names a filtered catalog page reads at most.
+    pub catalog_scan: usize,
 }
 
 impl Default for Limits {
@@ -39,6 +41,7 @@ impl Default for Limits {
             max_blob_bytes: u64::MAX,
             max_upload_sessions: 10_000,
             max_upload_sessions_per_client: 1_000,
+            catalog_scan: 10_000,
         }
     }
 }
@@ -47,9 +50,6 @@ impl Default for Limits {
 /// caller may read: the cost of a mount stays bounded however many
 /// repositories hold a popular base layer.
 const MOUNT_CANDIDATES: usize = 100;
-
-/// Repository names one filtered catalog request reads at most.
-pub const CATALOG_SCAN: usize = 10_000;
 
 /// A cross-repository mount request (`POST ?mount=<digest>[&from=<repo>]`).
 #[derive(Clone, Copy)]
@@ -113,6 +113,9 @@ pub struct Page {
     len: usize,
     /// The last item, when there may be more after it.
     pub next: Option<String>,
+    /// `next` is a name the listing's filter hid (see
+    /// [`Registry::catalog_where`]): the caller must not be shown it.
+    pub next_hidden: bool,
 }
 
 impl Page {
@@ -705,7 +708,7 @@ impl Registry {
     }
 
     /// The catalog as `show` sees it: only names it accepts. One call reads
-    /// at most [`CATALOG_SCAN`] names, so a caller who may see few of many
+    /// at most `limits.catalog_scan` names, so a caller who may see few of many
     /// repositories gets a short page with a `next` to continue from,
     /// rather than a request whose cost grows with the registry.
     pub async fn catalog_where(
@@ -717,7 +720,10 @@ impl Registry {
         let mut items = Vec::new();
         let mut cursor = last.map(str::to_owned);
         let mut scanned = 0;
-        let batch_size = n.saturating_add(1).clamp(100, 1000);
+        let batch_size = n
+            .saturating_add(1)
+            .clamp(100, 1000)
+            .min(self.limits.catalog_scan);
         loop {
             let batch = self
                 .meta
@@ -734,12 +740,15 @@ impl Registry {
                     }
                 }
             }
-            if !more || scanned >= CATALOG_SCAN {
+            if !more || scanned >= self.limits.catalog_scan {
                 let len = items.len();
+                let next = if more { cursor } else { None };
+                let next_hidden = next.is_some() && next.as_ref() != items.last();
                 return Ok(Page {
                     names: items.into(),
                     len,
-                    next: if more { cursor } else { None },
+                    next,
+                    next_hidden,
                 });
             }
         }
@@ -803,7 +812,12 @@ fn page(names: Names, n: usize) -> Page {
     let next = (names.len() > n)
         .then(|| names[..len].last().cloned())
         .flatten();
-    Page { names, len, next }
+    Page {
+        names,
+        len,
+        next,
+        next_hidden: false,
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use super::error::{err, ApiResult};
 use super::{set_header, Ctx, Req};
-use crate::auth::Caller;
+use crate::auth::{cursor, Caller};
 use crate::core::digest::Digest;
 use crate::core::error::Code;
 use crate::core::manifest::OCI_INDEX;
@@ -81,16 +81,39 @@ pub async fn tags(ctx: &Ctx, repo: &RepoName, req: &Req) -> ApiResult {
     Ok(listing(body, &page, &format!("/v2/{repo}/tags/list"), n))
 }
 
+/// The catalog, filtered to what the caller may pull. A filtered page
+/// that stops on a hidden name (the scan budget ran out) links on with a
+/// sealed cursor, so the `Link` never names a repository the caller may
+/// not see.
 pub async fn catalog(ctx: &Ctx, req: &Req) -> ApiResult {
     let n = page_size(req)?;
-    let page = if matches!(req.caller, Caller::Unrestricted) {
-        ctx.registry.catalog(req.param("last"), n).await?
+    let opened;
+    let last = match req.param("last") {
+        Some(l) if cursor::is_sealed(l) => {
+            opened = cursor::open(l).ok_or_else(|| {
+                err(
+                    Code::SizeInvalid,
+                    "last is not a cursor this registry made (it may predate a restart)",
+                )
+            })?;
+            Some(opened.as_str())
+        }
+        other => other,
+    };
+    let mut page = if matches!(req.caller, Caller::Unrestricted) {
+        ctx.registry.catalog(last, n).await?
     } else {
         let shows = |r: &str| ctx.auth.catalog_shows(&req.caller, r);
-        ctx.registry
-            .catalog_where(req.param("last"), n, &shows)
-            .await?
+        ctx.registry.catalog_where(last, n, &shows).await?
     };
+    if page.next_hidden {
+        page.next = Some(
+            page.next
+                .as_deref()
+                .and_then(cursor::seal)
+                .ok_or_else(|| err(Code::Internal, "could not make a pagination cursor"))?,
+        );
+    }
     let body = listing_body(None, "repositories", page.items());
     Ok(listing(body, &page, "/v2/_catalog", n))
 }

@@ -196,6 +196,58 @@ fn catalog_lists_only_pullable_repositories() {
     }
 }
 
+/// A filtered catalog page that stops among hidden repositories (the scan
+/// budget, `limits.catalog_scan`, ran out) links on with a sealed cursor:
+/// following the links lists exactly what the caller may pull, no `Link`
+/// names a hidden repository, and a forged cursor is refused.
+#[test]
+fn catalog_links_never_name_hidden_repositories() {
+    let s = AuthServer::start_with("basic", "[limits]\ncatalog_scan = 3\n", &[]);
+    let admin = s.client_as("admin", &[]);
+    let image = random_image(11, 1, 1 << 10);
+    let hidden: Vec<String> = (0..8).map(|i| format!("secret/app-{i}")).collect();
+    for repo in hidden
+        .iter()
+        .map(String::as_str)
+        .chain(["public/web", "team/app"])
+    {
+        push_image(&admin, s.url(), repo, "v1", &image);
+    }
+    let bob = s.client_as("bob", &[]);
+    let mut url = format!("{}/v2/_catalog?n=5", s.url());
+    let (mut seen, mut sealed) = (Vec::new(), 0);
+    for _ in 0..20 {
+        let resp = bob.get(&url).send().unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{url}");
+        let link = resp
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_string());
+        let v: serde_json::Value = resp.json().unwrap();
+        for r in v["repositories"].as_array().unwrap() {
+            seen.push(r.as_str().unwrap().to_string());
+        }
+        let Some(link) = link else { break };
+        let decoded = link.replace("%2F", "/").replace("%2f", "/");
+        assert!(!decoded.contains("secret"), "{link}");
+        sealed += usize::from(link.contains("last=~") || link.contains("last=%7E"));
+        let start = link.find('<').unwrap() + 1;
+        let end = link.find('>').unwrap();
+        url = format!("{}{}", s.url(), &link[start..end]);
+    }
+    assert_eq!(seen, ["public/web", "team/app"]);
+    assert!(sealed > 0, "no page stopped on a hidden name");
+    // A cursor berth did not make is a client error, not a way in.
+    let resp = bob
+        .get(format!(
+            "{}/v2/_catalog?last=~AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            s.url()
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+}
+
 /// Basic credentials work in token mode too (curl -u, scripts), with the
 /// same policy; and a wrong password is refused in both.
 #[test]

@@ -192,6 +192,24 @@ fn external_issuer_tokens_are_trusted_by_their_keys() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
 
+    // Its catalog grant lists only what the token may pull.
+    push_image(&c, s.url(), "anything/app", "v1", &image);
+    let other = json!([{ "type": "repository", "name": "anything/other", "actions": ["push"] }]);
+    let pusher = authed_client(&format!("Bearer {}", sign(&pem_key, None, good(other))));
+    push_image(&pusher, s.url(), "anything/other", "v1", &image);
+    let catalog = json!([
+        { "type": "registry", "name": "catalog", "actions": ["*"] },
+        { "type": "repository", "name": "anything/app", "actions": ["pull"] },
+    ]);
+    let lister = authed_client(&format!("Bearer {}", sign(&pem_key, None, good(catalog))));
+    let v: serde_json::Value = lister
+        .get(format!("{}/v2/_catalog", s.url()))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["repositories"], json!(["anything/app"]));
+
     let mut bad = vec![
         (
             "unknown key",
