@@ -220,7 +220,8 @@ pub struct LimitsConfig {
     pub max_blob_bytes: u64,
     /// Largest request head (request line and headers), in bytes (431).
     pub max_header_bytes: usize,
-    /// A client has this long to send a request's headers (slow-loris).
+    /// A client has this long to send a request's headers (slow-loris);
+    /// a connection with no request in flight this long is closed.
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
     /// A request body that sends nothing for this long fails.

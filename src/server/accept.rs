@@ -1,8 +1,10 @@
 //! The accept loop: plain TCP or TLS, HTTP/1.1 and HTTP/2 on every
 //! connection, with the limits that keep hostile clients from holding
-//! resources (a connection cap, a deadline for request heads and for TLS
-//! handshakes), and a graceful shutdown that lets in-flight requests end.
+//! resources (a connection cap; a deadline for the first byte, request
+//! heads and TLS handshakes; idle connections closed), and a graceful
+//! shutdown that lets in-flight requests end.
 
+use super::first_byte::FirstByte;
 use crate::http::auth::ClientAddr;
 use axum::body::Body;
 use axum::Router;
@@ -10,7 +12,6 @@ use hyper::body::Incoming;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::sync::Arc;
@@ -56,8 +57,9 @@ pub async fn serve(
     limits: ConnLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let slots = Arc::new(Semaphore::new(max));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tls = tls.map(TlsAcceptor::from);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -81,29 +83,19 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let watcher = graceful.watcher();
         let app = app.clone();
         let tls = tls.clone();
         let limits = limits.clone();
+        let stop = stop_rx.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let svc = TowerToHyperService::new(app.map_request(move |req: Request<Incoming>| {
-                let mut req = req.map(Body::new);
-                req.extensions_mut().insert(ClientAddr(peer));
-                req
-            }));
-            let b = builder(&limits);
-            let result = match tls {
-                None => {
-                    watcher
-                        .watch(b.serve_connection_with_upgrades(TokioIo::new(stream), svc))
-                        .await
-                }
+            let io = match tls {
+                None => Io::Plain(stream),
                 Some(acceptor) => {
                     let handshake =
                         tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await;
-                    let stream = match handshake {
-                        Ok(Ok(s)) => s,
+                    match handshake {
+                        Ok(Ok(s)) => Io::Tls(Box::new(s)),
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
                             return;
@@ -112,17 +104,183 @@ pub async fn serve(
                             tracing::debug!(%peer, "TLS handshake timed out");
                             return;
                         }
-                    };
-                    watcher
-                        .watch(b.serve_connection_with_upgrades(TokioIo::new(stream), svc))
-                        .await
+                    }
                 }
             };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            serve_connection(io, peer, app, &limits, stop).await;
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Every connection holds a slot until it ends: once all are back, the
+    // last in-flight request has finished.
+    let _ = stop_tx.send(true);
+    let _ = slots.acquire_many(max as u32).await;
+}
+
+/// A connection's stream, plain or TLS.
+enum Io {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+}
+
+/// Serve one connection until it ends, the server stops (graceful: the
+/// requests in flight finish), or it has had no request in flight for the
+/// header timeout (an idle keep-alive or HTTP/2 connection must not hold
+/// its slot forever).
+async fn serve_connection(
+    io: Io,
+    peer: std::net::SocketAddr,
+    app: Router,
+    limits: &ConnLimits,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let busy = Arc::new(InFlight::default());
+    let tracker = busy.clone();
+    let svc = TowerToHyperService::new(tower::service_fn(move |req: Request<Incoming>| {
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(ClientAddr(peer));
+        let guard = tracker.enter();
+        let call = app.clone().oneshot(req);
+        async move {
+            let resp = call.await?;
+            Ok::<_, std::convert::Infallible>(resp.map(|b| {
+                Body::new(Tracked {
+                    inner: b,
+                    _guard: guard,
+                })
+            }))
+        }
+    }));
+    let b = builder(limits);
+    let result = match io {
+        Io::Plain(s) => {
+            let conn = b.serve_connection_with_upgrades(
+                TokioIo::new(FirstByte::new(s, limits.header_timeout)),
+                svc,
+            );
+            let close =
+                |c: std::pin::Pin<&mut _>| auto::UpgradeableConnection::graceful_shutdown(c);
+            drive(conn, close, &busy, limits.header_timeout, &mut stop).await
+        }
+        Io::Tls(s) => {
+            let conn = b.serve_connection_with_upgrades(
+                TokioIo::new(FirstByte::new(*s, limits.header_timeout)),
+                svc,
+            );
+            let close =
+                |c: std::pin::Pin<&mut _>| auto::UpgradeableConnection::graceful_shutdown(c);
+            drive(conn, close, &busy, limits.header_timeout, &mut stop).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Poll `conn` to its end; ask it to close gracefully when the server
+/// stops, or when nothing has been in flight on it for `idle`.
+async fn drive<C, E>(
+    conn: C,
+    begin_shutdown: impl Fn(std::pin::Pin<&mut C>),
+    busy: &InFlight,
+    idle: Duration,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<(), E>
+where
+    C: Future<Output = Result<(), E>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    let mut closing = *stop.borrow();
+    if closing {
+        begin_shutdown(conn.as_mut());
+    }
+    loop {
+        let quiet_for = (busy.count() == 0).then_some(idle);
+        tokio::select! {
+            r = conn.as_mut() => return r,
+            changed = stop.changed(), if !closing => {
+                if changed.is_err() || *stop.borrow() {
+                    closing = true;
+                    begin_shutdown(conn.as_mut());
+                }
+            }
+            _ = busy.changed.notified() => {}
+            _ = sleep_opt(quiet_for) => {
+                if busy.count() == 0 {
+                    if closing {
+                        // Nothing in flight, and the peer does not help the
+                        // close along (HTTP/2 waits for a PING answer): drop.
+                        return Ok(());
+                    }
+                    closing = true;
+                    begin_shutdown(conn.as_mut());
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_opt(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Requests in flight on one connection (from arrival until the response
+/// body is sent or dropped), and a signal whenever that changes.
+#[derive(Default)]
+struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+    changed: tokio::sync::Notify,
+}
+
+impl InFlight {
+    fn count(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.changed.notify_one();
+        InFlightGuard(self.clone())
+    }
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0.changed.notify_one();
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it
+/// has been sent (or dropped).
+struct Tracked {
+    inner: Body,
+    _guard: InFlightGuard,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }

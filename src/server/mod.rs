@@ -2,6 +2,7 @@
 //! finish in-flight requests before exiting.
 
 mod accept;
+mod first_byte;
 pub mod tls;
 
 use crate::auth::Auth;

@@ -404,6 +404,62 @@ fn slow_headers_are_cut_off() {
     }
 }
 
+/// Silent connections: one that never sends a byte, one that sends only
+/// the HTTP/2 preface, and a kept-alive one idle after its request, are
+/// all closed about the header timeout (1 s here) later, so a client that
+/// opens `max_connections` sockets and says nothing cannot lock others
+/// out.
+#[test]
+fn silent_connections_are_closed() {
+    let b = Berth::start_with_config(&format!("{LIMITS}max_connections = 4\n"), &[]);
+    let started = std::time::Instant::now();
+    let mut silent: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(&b.addr).unwrap())
+        .collect();
+    let mut preface = TcpStream::connect(&b.addr).unwrap();
+    preface
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .unwrap();
+    silent.push(preface);
+    for s in &mut silent {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 256];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                // HTTP/2 settings or a GOAWAY before the close.
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("still open after {:?}: {e}", started.elapsed()),
+            }
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(15));
+    // The slots are free again, and an idle keep-alive goes the same way.
+    let mut kept = TcpStream::connect(&b.addr).unwrap();
+    kept.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let idle = std::time::Instant::now();
+    loop {
+        match kept.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("idle keep-alive still open after {:?}: {e}", idle.elapsed()),
+        }
+    }
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(idle.elapsed() < Duration::from_secs(15));
+}
+
 /// Upload sessions are capped per client and in all: a client cannot
 /// exhaust the registry by opening sessions and walking away.
 #[test]
