@@ -162,7 +162,9 @@ impl Registry {
     }
 
     /// The blob as stored for `repo`. Fails closed on a copy that scrub
-    /// found corrupt: no read serves bytes that do not match the digest.
+    /// found corrupt: no read serves bytes that do not match the digest,
+    /// and HEAD answers 404 like for a blob never pushed, so clients (which
+    /// HEAD before they upload) push it again, and that repairs it.
     async fn stored_blob(&self, repo: &RepoName, digest: &Digest) -> Result<StoredBlob> {
         let blob = self
             .meta
@@ -170,10 +172,8 @@ impl Registry {
             .await?
             .ok_or_else(|| Error::blob_unknown(digest))?;
         if blob.corrupt {
-            return Err(Error::internal(
-                "reading blob",
-                format!("{digest} failed an integrity check; push it again to repair"),
-            ));
+            tracing::warn!(%repo, %digest, "read of a blob marked corrupt; answering 404 until it is pushed again");
+            return Err(Error::blob_unknown(digest));
         }
         Ok(blob)
     }

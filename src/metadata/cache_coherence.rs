@@ -260,16 +260,17 @@ async fn never_serves_an_unlinked_collected_or_corrupt_blob() {
     assert_eq!(blob(r, &two, &d).await, Ok(12));
 
     // Marked corrupt by this process, then by another (scrub --repair
-    // beside the server): reads fail closed at once, in every repository.
+    // beside the server): reads fail closed at once (404, so clients push
+    // it again), in every repository.
     let k = a.meta.blob_in_repo(&two, &d).await.unwrap().unwrap().key;
     a.meta.mark_corrupt(d.as_str(), k.as_str()).await.unwrap();
-    assert_eq!(blob(r, &two, &d).await, Err(Code::Internal));
+    assert_eq!(blob(r, &two, &d).await, Err(Code::BlobUnknown));
     upload(r, &two, "shared bytes").await; // a new upload repairs it
     assert_eq!(blob(r, &two, &d).await, Ok(12));
     let b = node(dir.path(), policy.clone());
     let k = b.meta.blob_in_repo(&two, &d).await.unwrap().unwrap().key;
     b.meta.mark_corrupt(d.as_str(), k.as_str()).await.unwrap();
-    assert_eq!(blob(r, &two, &d).await, Err(Code::Internal));
+    assert_eq!(blob(r, &two, &d).await, Err(Code::BlobUnknown));
     upload(r, &two, "shared bytes").await;
     assert_eq!(blob(r, &two, &d).await, Ok(12));
 
