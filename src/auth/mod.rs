@@ -157,15 +157,16 @@ impl Auth {
         if h.cached(user, password) {
             return Ok(());
         }
-        if let Err(retry) = self.limiter.check(client, user) {
-            return Err(Refusal::Throttled(retry.as_secs().max(1)));
-        }
+        let attempt = self
+            .limiter
+            .begin(client, user)
+            .map_err(|retry| Refusal::Throttled(retry.as_secs().max(1)))?;
         if h.verify(user, password).await {
-            self.limiter.succeeded(user);
+            attempt.succeeded();
             Ok(())
         } else {
             tracing::warn!(user, %client, "failed login");
-            self.limiter.failed(client, user).await;
+            attempt.failed().await;
             Err(Refusal::Invalid)
         }
     }

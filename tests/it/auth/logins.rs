@@ -38,6 +38,38 @@ fn failed_logins_are_throttled_per_address_and_user() {
     assert!(matches!(resp.status().as_u16(), 404 | 429));
 }
 
+/// A burst of concurrent guesses gets no more checks than the limit:
+/// checks still running count against it, not only failures already seen.
+#[test]
+fn concurrent_guesses_get_no_more_than_the_limit() {
+    let s = AuthServer::start_with(
+        "basic",
+        "[auth.login]\nmax_failures = 5\nwindow = \"10m\"\nfailure_delay = \"200ms\"\n",
+        &[],
+    );
+    let url = format!("{}/v2/", s.url());
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..30)
+            .map(|i| {
+                let url = url.clone();
+                scope.spawn(move || {
+                    authed_client(&basic("alice", &format!("guess-{i}")))
+                        .get(url)
+                        .send()
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = statuses.iter().filter(|&&s| s == 401).count();
+    let refused = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!(checked + refused, 30, "{statuses:?}");
+    assert!(checked <= 5, "{checked} guesses were checked: {statuses:?}");
+}
+
 #[test]
 fn a_login_verified_once_is_not_throttled_by_later_failures_of_others() {
     let s = AuthServer::start_with(
