@@ -4,7 +4,8 @@
 //! callers, to every logged-in user, to named users and to groups. For a
 //! repository, the **most specific** matching pattern alone decides:
 //!
-//! 1. the pattern with the most literal (non-wildcard) characters wins;
+//! 1. the pattern with the most literal (non-wildcard) characters wins (a
+//!    `**` component and the `/` beside it count none);
 //! 2. on a tie, the one with fewer wildcards;
 //! 3. on a tie still, the one written first.
 //!
@@ -59,10 +60,24 @@ impl Pattern {
         match_parts(&parts, &name)
     }
 
-    /// (literal characters, -wildcards): larger is more specific.
+    /// (literal characters, -wildcards): larger is more specific. The
+    /// literal characters are those a matching name must have: a `**`
+    /// component and the `/` beside it pin nothing down (`team-a/**`
+    /// matches `team-a` itself), so they do not count.
     fn specificity(&self) -> (usize, isize) {
         let wild = |c: char| c == '*' || c == '?';
-        let literal = self.text.chars().filter(|c| !wild(*c)).count();
+        let in_parts: usize = self
+            .parts
+            .iter()
+            .filter(|p| p.as_str() != "**")
+            .map(|p| p.chars().filter(|c| !wild(*c)).count())
+            .sum();
+        let separators = self
+            .parts
+            .windows(2)
+            .filter(|w| w[0] != "**" && w[1] != "**")
+            .count();
+        let literal = in_parts + separators;
         let wildcards = self
             .parts
             .iter()
@@ -310,6 +325,44 @@ mod tests {
         // Team-a's rule does not decide for team-a's neighbours; `**` does.
         assert_eq!(p.actions(Some("bob"), "team-ab/x"), Actions::PULL);
         assert_eq!(p.actions(Some("root"), "team-a/secret"), Actions::ALL);
+    }
+
+    /// An exact name beats a `**` pattern that also matches it, and a
+    /// pattern with fewer `**` beats one with more, however the `/`s fall.
+    #[test]
+    fn exact_names_beat_double_star_neighbours() {
+        let c = AuthConfig {
+            policy: vec![
+                rule("team-a/**", |r| {
+                    r.users.insert("bob".into(), strs(&["pull"]));
+                }),
+                rule("team-a", |r| {
+                    r.users.insert("alice".into(), strs(&["pull"]));
+                }),
+                rule("x/**/y", |r| {
+                    r.users.insert("bob".into(), strs(&["pull"]));
+                }),
+                rule("x/y", |r| {
+                    r.users.insert("alice".into(), strs(&["pull"]));
+                }),
+                rule("m/*", |r| {
+                    r.users.insert("alice".into(), strs(&["pull"]));
+                }),
+                rule("m/**", |r| {
+                    r.users.insert("bob".into(), strs(&["pull"]));
+                }),
+            ],
+            ..AuthConfig::default()
+        };
+        let p = Policy::from_config(&c).unwrap();
+        assert_eq!(p.deciding_pattern("team-a"), Some("team-a"));
+        assert_eq!(p.actions(Some("alice"), "team-a"), Actions::PULL);
+        assert_eq!(p.actions(Some("bob"), "team-a"), Actions::NONE);
+        assert_eq!(p.deciding_pattern("team-a/app"), Some("team-a/**"));
+        assert_eq!(p.deciding_pattern("x/y"), Some("x/y"));
+        assert_eq!(p.deciding_pattern("x/z/y"), Some("x/**/y"));
+        assert_eq!(p.deciding_pattern("m/app"), Some("m/*"));
+        assert_eq!(p.deciding_pattern("m/a/b"), Some("m/**"));
     }
 
     #[test]
