@@ -93,16 +93,17 @@ pub(super) fn content_range(v: &str) -> Option<(u64, u64)> {
     (a <= b).then_some((a, b))
 }
 
-/// The start of the chunk a PATCH or closing PUT carries, from
-/// `Content-Range`, checked against `Content-Length`. `Err` is the response
-/// to send instead: 400 for a malformed header, 416 (with the session's
-/// current `Range`) for a range the body cannot fill.
+/// The chunk a PATCH or closing PUT carries, from `Content-Range`: its
+/// start, and its length when the body has no `Content-Length` to check it
+/// against first (a chunked body, held to it as it streams). `Err` is the
+/// response to send instead: 400 for a malformed header, 416 (with the
+/// session's current `Range`) for a range the body cannot fill.
 async fn chunk_start(
     ctx: &Ctx,
     repo: &RepoName,
     id: &str,
     req: &Req,
-) -> Result<Option<u64>, Response> {
+) -> Result<Option<(u64, Option<u64>)>, Response> {
     let Some(v) = req.header(header::CONTENT_RANGE) else {
         return Ok(None);
     };
@@ -120,17 +121,47 @@ async fn chunk_start(
             Err(e) => ApiError(e).into_response(),
         });
     }
-    Ok(Some(start))
+    Ok(Some((start, if length.is_none() { span } else { None })))
+}
+
+/// `body`, failing unless it holds exactly `len` bytes: a chunked body
+/// whose `Content-Range` promised another length stores nothing.
+fn exactly(body: crate::core::registry::Body, len: Option<u64>) -> crate::core::registry::Body {
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let Some(len) = len else { return body };
+    let seen = std::sync::Arc::new(AtomicU64::new(0));
+    let counted = seen.clone();
+    let mismatch = move || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the body does not hold the {len} bytes its Content-Range says"),
+        )
+    };
+    let over = mismatch.clone();
+    let chunks = body.map(move |chunk| {
+        let chunk = chunk?;
+        let total = counted.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+        if total > len {
+            return Err(over());
+        }
+        Ok(chunk)
+    });
+    let end = futures_util::stream::once(async move {
+        (seen.load(Ordering::Relaxed) != len).then(|| Err(mismatch()))
+    })
+    .filter_map(std::future::ready);
+    Box::pin(chunks.chain(end))
 }
 
 pub async fn patch(ctx: &Ctx, repo: &RepoName, id: &str, req: &Req, body: Body) -> ApiResult {
-    let start = match chunk_start(ctx, repo, id, req).await {
-        Ok(start) => start,
+    let (start, len) = match chunk_start(ctx, repo, id, req).await {
+        Ok(chunk) => (chunk.map(|c| c.0), chunk.and_then(|c| c.1)),
         Err(resp) => return Ok(resp),
     };
     match ctx
         .registry
-        .upload_append(repo, id, start, body_stream(body))
+        .upload_append(repo, id, start, exactly(body_stream(body), len))
         .await
     {
         Ok(s) => Ok(session_response(StatusCode::ACCEPTED, &s)),
@@ -176,13 +207,13 @@ pub async fn put(ctx: &Ctx, repo: &RepoName, id: &str, req: &Req, body: Body) ->
     let d = digest(d)?;
     // A last chunk in the closing PUT must start where the upload ends,
     // as for PATCH; otherwise 416, and the session stays as it was.
-    let start = match chunk_start(ctx, repo, id, req).await {
-        Ok(start) => start,
+    let (start, len) = match chunk_start(ctx, repo, id, req).await {
+        Ok(chunk) => (chunk.map(|c| c.0), chunk.and_then(|c| c.1)),
         Err(resp) => return Ok(resp),
     };
     match ctx
         .registry
-        .upload_finish(repo, id, start, &d, body_stream(body))
+        .upload_finish(repo, id, start, &d, exactly(body_stream(body), len))
         .await
     {
         Ok(()) => Ok(blob_created(repo, d.as_str())),

@@ -333,6 +333,41 @@ fn wrong_content_length_stores_nothing() {
     });
 }
 
+/// A chunked PATCH (no Content-Length) whose body is longer or shorter
+/// than its Content-Range says is refused and stores none of it; the
+/// session still ends where it did, and a right chunk then goes in.
+#[test]
+fn chunked_body_must_fill_its_content_range() {
+    let b = server();
+    let c = client();
+    let s = c.post(b.v2("repo/blobs/uploads/")).send().unwrap();
+    let loc = s.headers()["location"].to_str().unwrap().to_string();
+    let chunked = |range: &str, body: Vec<u8>| {
+        let len = body.len();
+        c.patch(format!("{}{loc}", b.url))
+            .header("content-range", range)
+            .header("content-type", "application/octet-stream")
+            // A reader of unknown length: sent with Transfer-Encoding: chunked.
+            .body(reqwest::blocking::Body::new(std::io::Cursor::new(body)))
+            .send()
+            .map(|r| (r.status().as_u16(), len))
+            .unwrap()
+    };
+    for (range, body) in [("0-9", vec![1u8; 50_000]), ("0-9", vec![1u8; 4])] {
+        let (status, len) = chunked(range, body);
+        assert!(
+            (400..500).contains(&status),
+            "{range} with {len} bytes: {status}"
+        );
+        let st = c.get(format!("{}{loc}", b.url)).send().unwrap();
+        assert_eq!(st.status().as_u16(), 204);
+        assert_eq!(st.headers()["range"], "0-0", "{range} with {len} bytes");
+    }
+    assert_eq!(chunked("0-9", vec![1u8; 10]).0, 202);
+    let st = c.get(format!("{}{loc}", b.url)).send().unwrap();
+    assert_eq!(st.headers()["range"], "0-9");
+}
+
 /// A body that stops sending fails after the idle timeout; the session is
 /// left as it was and can be resumed.
 #[test]
