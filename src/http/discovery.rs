@@ -123,7 +123,10 @@ pub async fn catalog(ctx: &Ctx, req: &Req) -> ApiResult {
 /// keeps the `artifactType` filter), so a subject with a million
 /// signatures costs no more per request than one with ten.
 pub async fn referrers(ctx: &Ctx, repo: &RepoName, subject: &Digest, req: &Req) -> ApiResult {
-    let filter = req.param("artifactType");
+    // Media types hold no spaces: a space here is a `+` the client sent
+    // unencoded (`...+json`) that form decoding turned into one.
+    let filter = req.param("artifactType").map(|f| f.replace(' ', "+"));
+    let filter = filter.as_deref();
     let n = page_size(req)?;
     let last = match req.param("last") {
         None => None,

@@ -14,10 +14,17 @@ use axum::response::{IntoResponse, Response};
 
 pub async fn start(ctx: &Ctx, repo: &RepoName, req: &Req, body: Body) -> ApiResult {
     if let Some(d) = req.param("mount") {
-        let digest = digest(d)?;
         // A mount reads the source: without pull rights on it (or with a
-        // `from` that is not a valid name) the client gets a session, as
-        // for any mount that cannot be served, and learns nothing.
+        // `from` that is not a valid name, or a digest that is not one) the
+        // client gets a session, as for any mount that cannot be served
+        // (§Mounting a blob from another repository: 202), and learns
+        // nothing.
+        let Ok(digest) = digest(d) else {
+            return session_created(
+                ctx.registry.start_upload(repo, None, &req.client).await?,
+                repo,
+            );
+        };
         let may_pull = |r: &str| ctx.auth.actions(&req.caller, r).contains(Actions::PULL);
         let unrestricted = matches!(req.caller, Caller::Unrestricted);
         let from = req.param("from").map(RepoName::parse);
@@ -138,7 +145,7 @@ fn exactly(body: crate::core::registry::Body, len: Option<u64>) -> crate::core::
             format!("the body does not hold the {len} bytes its Content-Range says"),
         )
     };
-    let over = mismatch.clone();
+    let over = mismatch;
     let chunks = body.map(move |chunk| {
         let chunk = chunk?;
         let total = counted.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;

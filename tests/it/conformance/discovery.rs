@@ -324,6 +324,27 @@ fn referrers_filter_by_artifact_type() {
         "/v2/repo/referrers/{sd}?artifactType=application%2Fvnd.example.sbom.v1"
     ));
     assert_eq!(enc.json()["manifests"].as_array().unwrap().len(), 1);
+    // A `+` in the media type, encoded or not, is a `+`.
+    let (_, plus) = r.push_referrer(
+        "repo",
+        subject,
+        Some("application/vnd.example.sig+json"),
+        serde_json::Value::Null,
+        78,
+    );
+    for q in [
+        "application/vnd.example.sig+json",
+        "application/vnd.example.sig%2Bjson",
+    ] {
+        let m = r
+            .get(&format!("/v2/repo/referrers/{sd}?artifactType={q}"))
+            .json()["manifests"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(m.len(), 1, "{q}");
+        assert_eq!(m[0]["digest"], plus.as_str(), "{q}");
+    }
 
     let none = r.get(&format!(
         "/v2/repo/referrers/{sd}?artifactType=application/vnd.example.none"
