@@ -676,10 +676,16 @@ impl MetadataStore for SqliteMetadata {
         let (repo, digest) = (repo.to_string(), digest.to_string());
         let policy = self.policy.clone();
         self.write(Touches::Repo(repo.clone()), move |tx| {
-            match repo_id(tx, &repo)? {
-                Some(id) => gc::remove_manifest(tx, id, &digest, now(), &policy),
-                None => Ok(false),
+            let Some(id) = repo_id(tx, &repo)? else {
+                return Ok(false);
+            };
+            let removed = gc::remove_manifest(tx, id, &digest, now(), &policy)?;
+            // A manifest that named nothing (an empty index) queues nothing
+            // for the collector: drop the repository now if it was the last.
+            if removed {
+                gc::remove_repo_if_empty(tx, id)?;
             }
+            Ok(removed)
         })
         .await
     }

@@ -183,7 +183,7 @@ pub fn review_batch(
 }
 
 /// A repository with no links, manifests or tags is gone from the catalog.
-fn remove_repo_if_empty(tx: &Transaction, repo_id: i64) -> rusqlite::Result<bool> {
+pub fn remove_repo_if_empty(tx: &Transaction, repo_id: i64) -> rusqlite::Result<bool> {
     let used = exists(tx, "SELECT 1 FROM repo_blobs WHERE repo_id = ?1", [repo_id])?
         || exists(tx, "SELECT 1 FROM manifests WHERE repo_id = ?1", [repo_id])?
         || exists(tx, "SELECT 1 FROM tags WHERE repo_id = ?1", [repo_id])?;

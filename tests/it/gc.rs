@@ -1271,3 +1271,22 @@ fn maintenance_commands_refuse_a_missing_data_dir() {
         assert!(!missing.exists(), "{cmd} created the data directory");
     }
 }
+
+/// A repository whose last manifest named nothing (an empty index) leaves
+/// the catalog when that manifest is deleted: no blob review would ever
+/// come for it.
+#[test]
+fn deleting_a_repositorys_last_manifest_removes_the_repository() {
+    let b = Berth::start_with_args(FAST_GC);
+    let c = client();
+    let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+    put_manifest(&c, &b.url, "emptyidx", "v1", OCI_INDEX, index);
+    let catalog =
+        || -> serde_json::Value { c.get(b.v2("_catalog")).send().unwrap().json().unwrap() };
+    assert_eq!(catalog()["repositories"], serde_json::json!(["emptyidx"]));
+    let digest = crate::common::sha256(index);
+    assert_eq!(delete(&b, &format!("emptyidx/manifests/{digest}")), 202);
+    assert_eq!(catalog()["repositories"], serde_json::json!([]));
+    let tags = c.get(b.v2("emptyidx/tags/list")).send().unwrap();
+    assert_eq!(tags.status().as_u16(), 404);
+}
