@@ -83,7 +83,11 @@ impl Scope {
                     Actions::parse_list(actions.split(',')),
                 ))
             }
-            "registry" if name == "catalog" => Some(Scope::Catalog),
+            // The catalog has one action, `*`; asking for anything else
+            // is asking for nothing.
+            "registry" if name == "catalog" && actions.split(',').any(|a| a.trim() == "*") => {
+                Some(Scope::Catalog)
+            }
             _ => None,
         }
     }
@@ -181,6 +185,11 @@ pub struct TokenIssuer {
 }
 
 impl TokenIssuer {
+    /// The service (audience) tokens are issued for.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
     pub fn from_config(config: &TokenConfig, data_dir: &Path) -> Result<TokenIssuer, String> {
         let path = config
             .signing_key
@@ -461,6 +470,7 @@ mod tests {
             Some(Scope::Repository("x".into(), Actions::PULL))
         );
         assert_eq!(Scope::parse("registry:catalog:*"), Some(Scope::Catalog));
+        assert_eq!(Scope::parse("registry:catalog:search"), None);
         assert_eq!(Scope::parse("repository:../etc:pull"), None);
         assert_eq!(Scope::parse("repository:UPPER:pull"), None);
         assert_eq!(Scope::parse("nonsense"), None);

@@ -262,6 +262,17 @@ fn throttled(retry_after: u64) -> Response {
     resp
 }
 
+/// A token for another service (audience) than this registry's is no use
+/// here, and an issuer that signs whatever it is asked for would make
+/// tokens other services might accept.
+fn unknown_service() -> Response {
+    token_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "unknown service: this issuer makes tokens for its own registry only",
+    )
+}
+
 /// An OAuth2-style error from the token endpoint.
 fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
     let body = json!({ "error": error, "error_description": description,
@@ -304,6 +315,10 @@ pub async fn token_endpoint(
                 .filter(|(k, _)| k == "scope")
                 .flat_map(|(_, v)| v.split(' ').map(str::to_owned).collect::<Vec<_>>())
                 .collect();
+            let service = query.iter().find(|(k, _)| k == "service").map(|(_, v)| v);
+            if service.is_some_and(|s| s != issuer.service()) {
+                return unknown_service();
+            }
             (user, scopes)
         }
         Method::POST => {
@@ -326,6 +341,9 @@ pub async fn token_endpoint(
                         "only the password grant is supported; use GET for anonymous tokens",
                     )
                 }
+            }
+            if field("service").is_some_and(|s| s != issuer.service()) {
+                return unknown_service();
             }
             let (Some(u), Some(p)) = (field("username"), field("password")) else {
                 return token_error(

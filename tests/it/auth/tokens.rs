@@ -40,6 +40,19 @@ fn token_endpoint_grants_the_intersection_of_asked_and_allowed() {
         &["repository:../etc:pull", "garbage", "repository:UPPER:pull"],
     );
     assert_eq!(claims(&t)["access"], json!([]));
+    // The catalog's one action is `*`: asking for another gets nothing.
+    let t = s.token(Some("admin"), &["registry:catalog:search"]);
+    assert_eq!(claims(&t)["access"], json!([]));
+    // Tokens for another service are not made here.
+    let resp = client()
+        .get(format!(
+            "{}/auth/token?service=other&scope=repository:team/app:pull",
+            s.url()
+        ))
+        .basic_auth("alice", Some(super::password("alice")))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
     let c = claims(&t);
     assert_eq!(c["sub"], "admin");
     assert_eq!(c["aud"], "berth");
