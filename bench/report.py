@@ -281,7 +281,7 @@ def main():
         mark = "-" if ok is None else ("yes" if ok else "**no**")
         print(f"| {what} | {need} | {got} | {mark} |")
     print("\nStart-up with 100k manifests in 10k repositories is measured by")
-    print("`examples/startup_time.rs` (see bench/RESULTS.md).")
+    print("`examples/startup_time.rs`; bench/RESULTS.md has its figure.")
 
 
 if __name__ == "__main__":
