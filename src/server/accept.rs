@@ -134,7 +134,7 @@ async fn serve_connection(
     limits: &ConnLimits,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let busy = Arc::new(InFlight::default());
+    let busy = Arc::new(InFlight::new());
     let tracker = busy.clone();
     let svc = TowerToHyperService::new(tower::service_fn(move |req: Request<Incoming>| {
         let mut req = req.map(Body::new);
@@ -178,7 +178,10 @@ async fn serve_connection(
 }
 
 /// Poll `conn` to its end; ask it to close gracefully when the server
-/// stops, or when nothing has been in flight on it for `idle`.
+/// stops, or when nothing has been in flight on it for `idle`, and drop it
+/// if it is still open `idle` after that with nothing in flight (an HTTP/2
+/// peer that does not answer the closing PING). The timer is checked, not
+/// re-armed, per request: requests cost two atomic updates here.
 async fn drive<C, E>(
     conn: C,
     begin_shutdown: impl Fn(std::pin::Pin<&mut C>),
@@ -194,8 +197,9 @@ where
     if closing {
         begin_shutdown(conn.as_mut());
     }
+    let timer = tokio::time::sleep(idle);
+    let mut timer = std::pin::pin!(timer);
     loop {
-        let quiet_for = (busy.count() == 0).then_some(idle);
         tokio::select! {
             r = conn.as_mut() => return r,
             changed = stop.changed(), if !closing => {
@@ -204,45 +208,56 @@ where
                     begin_shutdown(conn.as_mut());
                 }
             }
-            _ = busy.changed.notified() => {}
-            _ = sleep_opt(quiet_for) => {
-                if busy.count() == 0 {
-                    if closing {
-                        // Nothing in flight, and the peer does not help the
-                        // close along (HTTP/2 waits for a PING answer): drop.
-                        return Ok(());
+            () = &mut timer => {
+                let quiet = busy.quiet_for();
+                let next = match quiet {
+                    Some(q) if q >= idle => {
+                        if closing {
+                            return Ok(());
+                        }
+                        closing = true;
+                        begin_shutdown(conn.as_mut());
+                        idle
                     }
-                    closing = true;
-                    begin_shutdown(conn.as_mut());
-                }
+                    Some(q) => idle - q,
+                    None => idle,
+                };
+                timer.as_mut().reset(tokio::time::Instant::now() + next);
             }
         }
     }
 }
 
-async fn sleep_opt(d: Option<Duration>) {
-    match d {
-        Some(d) => tokio::time::sleep(d).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Requests in flight on one connection (from arrival until the response
-/// body is sent or dropped), and a signal whenever that changes.
-#[derive(Default)]
+/// body is sent or dropped), and when the last one ended.
 struct InFlight {
     count: std::sync::atomic::AtomicUsize,
-    changed: tokio::sync::Notify,
+    /// Milliseconds after `start` when the count last fell to zero.
+    idle_since_ms: std::sync::atomic::AtomicU64,
+    start: std::time::Instant,
 }
 
 impl InFlight {
-    fn count(&self) -> usize {
-        self.count.load(std::sync::atomic::Ordering::Acquire)
+    fn new() -> InFlight {
+        InFlight {
+            count: std::sync::atomic::AtomicUsize::new(0),
+            idle_since_ms: std::sync::atomic::AtomicU64::new(0),
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// How long nothing has been in flight; None while something is.
+    fn quiet_for(&self) -> Option<Duration> {
+        use std::sync::atomic::Ordering;
+        if self.count.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
+        Some(self.start.elapsed().saturating_sub(since))
     }
 
     fn enter(self: &Arc<Self>) -> InFlightGuard {
         self.count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        self.changed.notify_one();
         InFlightGuard(self.clone())
     }
 }
@@ -251,10 +266,12 @@ struct InFlightGuard(Arc<InFlight>);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.0
-            .count
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-        self.0.changed.notify_one();
+        use std::sync::atomic::Ordering;
+        let i = &self.0;
+        // Stamp the time before the count can read zero.
+        let now = i.start.elapsed().as_millis() as u64;
+        i.idle_since_ms.store(now, Ordering::Release);
+        i.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
