@@ -135,13 +135,17 @@ impl Drop for Attempt<'_> {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn locks_out_after_max_failures() {
-        let l = LoginLimiter::new(LoginLimits {
-            max_failures: 3,
+    fn limiter(max_failures: u32) -> LoginLimiter {
+        LoginLimiter::new(LoginLimits {
+            max_failures,
             window: Duration::from_secs(60),
             failure_delay: Duration::ZERO,
-        });
+        })
+    }
+
+    #[tokio::test]
+    async fn locks_out_after_max_failures() {
+        let l = limiter(3);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         for _ in 0..3 {
@@ -156,11 +160,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_success_clears_the_users_failures_not_the_addresss() {
-        let l = LoginLimiter::new(LoginLimits {
-            max_failures: 2,
-            window: Duration::from_secs(60),
-            failure_delay: Duration::ZERO,
-        });
+        let l = limiter(2);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let c: IpAddr = "10.0.0.3".parse().unwrap();
@@ -175,11 +175,7 @@ mod tests {
 
     #[test]
     fn concurrent_checks_count_against_the_limit() {
-        let l = LoginLimiter::new(LoginLimits {
-            max_failures: 3,
-            window: Duration::from_secs(60),
-            failure_delay: Duration::ZERO,
-        });
+        let l = limiter(3);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         // Three guesses in flight at once: a fourth is refused before any
         // of them has failed.

@@ -331,27 +331,23 @@ mod tests {
     /// pattern with fewer `**` beats one with more, however the `/`s fall.
     #[test]
     fn exact_names_beat_double_star_neighbours() {
+        let rules = [
+            ("team-a/**", "bob"),
+            ("team-a", "alice"),
+            ("x/**/y", "bob"),
+            ("x/y", "alice"),
+            ("m/*", "alice"),
+            ("m/**", "bob"),
+        ];
         let c = AuthConfig {
-            policy: vec![
-                rule("team-a/**", |r| {
-                    r.users.insert("bob".into(), strs(&["pull"]));
-                }),
-                rule("team-a", |r| {
-                    r.users.insert("alice".into(), strs(&["pull"]));
-                }),
-                rule("x/**/y", |r| {
-                    r.users.insert("bob".into(), strs(&["pull"]));
-                }),
-                rule("x/y", |r| {
-                    r.users.insert("alice".into(), strs(&["pull"]));
-                }),
-                rule("m/*", |r| {
-                    r.users.insert("alice".into(), strs(&["pull"]));
-                }),
-                rule("m/**", |r| {
-                    r.users.insert("bob".into(), strs(&["pull"]));
-                }),
-            ],
+            policy: rules
+                .iter()
+                .map(|(pattern, user)| {
+                    rule(pattern, |r| {
+                        r.users.insert(user.to_string(), strs(&["pull"]));
+                    })
+                })
+                .collect(),
             ..AuthConfig::default()
         };
         let p = Policy::from_config(&c).unwrap();

@@ -63,13 +63,20 @@ fn listing_body(name: Option<&str>, key: &str, items: &[String]) -> Vec<u8> {
     out
 }
 
+/// `Link: <path?n=..&last=..[&more]>; rel="next"`, the spec's pointer to
+/// the next page of a listing.
+fn set_next_link(resp: &mut Response, path: &str, n: usize, last: &str, more: &[(&str, &str)]) {
+    let mut q = vec![("n", n.to_string()), ("last", last.to_owned())];
+    q.extend(more.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let q = serde_urlencoded::to_string(q).unwrap_or_default();
+    set_header(resp, "link", format!("<{path}?{q}>; rel=\"next\""));
+}
+
 fn listing(body: Vec<u8>, page: &Page, path: &str, n: usize) -> Response {
     let mut resp = (StatusCode::OK, body).into_response();
     set_header(&mut resp, "content-type", "application/json");
     if let Some(last) = &page.next {
-        let q = serde_urlencoded::to_string([("n", n.to_string()), ("last", last.clone())])
-            .unwrap_or_default();
-        set_header(&mut resp, "link", format!("<{path}?{q}>; rel=\"next\""));
+        set_next_link(&mut resp, path, n, last, &[]);
     }
     resp
 }
@@ -123,10 +130,7 @@ pub async fn catalog(ctx: &Ctx, req: &Req) -> ApiResult {
 /// keeps the `artifactType` filter), so a subject with a million
 /// signatures costs no more per request than one with ten.
 pub async fn referrers(ctx: &Ctx, repo: &RepoName, subject: &Digest, req: &Req) -> ApiResult {
-    // Media types hold no spaces: a space here is a `+` the client sent
-    // unencoded (`...+json`) that form decoding turned into one.
-    let filter = req.param("artifactType").map(|f| f.replace(' ', "+"));
-    let filter = filter.as_deref();
+    let filter = req.param("artifactType");
     let n = page_size(req)?;
     let last = match req.param("last") {
         None => None,
@@ -159,17 +163,10 @@ pub async fn referrers(ctx: &Ctx, repo: &RepoName, subject: &Digest, req: &Req) 
     if filter.is_some() {
         set_header(&mut resp, "oci-filters-applied", "artifactType");
     }
-    if let Some(last) = page.next {
-        let mut q = vec![("n", n.to_string()), ("last", last)];
-        if let Some(f) = filter {
-            q.push(("artifactType", f.to_owned()));
-        }
-        let q = serde_urlencoded::to_string(q).unwrap_or_default();
-        set_header(
-            &mut resp,
-            "link",
-            format!("</v2/{repo}/referrers/{subject}?{q}>; rel=\"next\""),
-        );
+    if let Some(last) = &page.next {
+        let filter: Vec<_> = filter.map(|f| ("artifactType", f)).into_iter().collect();
+        let path = format!("/v2/{repo}/referrers/{subject}");
+        set_next_link(&mut resp, &path, n, last, &filter);
     }
     Ok(resp)
 }

@@ -102,6 +102,10 @@ async fn dispatch(State(ctx): State<Arc<Ctx>>, request: Request) -> Response {
     resp
 }
 
+fn parse_query(q: &str) -> Vec<(String, String)> {
+    serde_urlencoded::from_str(q).unwrap_or_default()
+}
+
 async fn respond(ctx: &Ctx, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     if let Some(resp) = body::head_too_large(&parts, ctx.limits.max_header_bytes) {
@@ -117,15 +121,21 @@ async fn respond(ctx: &Ctx, request: Request) -> Response {
     if path == "/metrics" && parts.method == Method::GET {
         return metrics(ctx).await;
     }
-    let query = parts
-        .uri
-        .query()
-        .map(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default())
-        .unwrap_or_default();
+    let raw_query = parts.uri.query().unwrap_or("");
     if path == "/auth/token" {
+        // OAuth2 form rules: `+` is a space (scopes are space-separated).
+        let query = parse_query(raw_query);
         return auth::token_endpoint(ctx, &parts.method, &parts.headers, &query, client_ip, body)
             .await;
     }
+    // The API's parameters (digests, names, media types such as
+    // `...+json`) never hold spaces: a `+` is a `+`, not form encoding's
+    // space.
+    let query = if raw_query.contains('+') {
+        parse_query(&raw_query.replace('+', "%2B"))
+    } else {
+        parse_query(raw_query)
+    };
     let Some(route) = routes::parse(path) else {
         return err(Code::NameUnknown, "no such endpoint").into_response();
     };

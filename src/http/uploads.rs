@@ -110,9 +110,9 @@ async fn chunk_start(
     repo: &RepoName,
     id: &str,
     req: &Req,
-) -> Result<Option<(u64, Option<u64>)>, Response> {
+) -> Result<(Option<u64>, Option<u64>), Response> {
     let Some(v) = req.header(header::CONTENT_RANGE) else {
-        return Ok(None);
+        return Ok((None, None));
     };
     let (start, end) = content_range(v)
         .ok_or_else(|| err(Code::BlobUploadInvalid, "malformed Content-Range").into_response())?;
@@ -128,7 +128,7 @@ async fn chunk_start(
             Err(e) => ApiError(e).into_response(),
         });
     }
-    Ok(Some((start, if length.is_none() { span } else { None })))
+    Ok((Some(start), if length.is_none() { span } else { None }))
 }
 
 /// `body`, failing unless it holds exactly `len` bytes: a chunked body
@@ -163,7 +163,7 @@ fn exactly(body: crate::core::registry::Body, len: Option<u64>) -> crate::core::
 
 pub async fn patch(ctx: &Ctx, repo: &RepoName, id: &str, req: &Req, body: Body) -> ApiResult {
     let (start, len) = match chunk_start(ctx, repo, id, req).await {
-        Ok(chunk) => (chunk.map(|c| c.0), chunk.and_then(|c| c.1)),
+        Ok(chunk) => chunk,
         Err(resp) => return Ok(resp),
     };
     match ctx
@@ -215,7 +215,7 @@ pub async fn put(ctx: &Ctx, repo: &RepoName, id: &str, req: &Req, body: Body) ->
     // A last chunk in the closing PUT must start where the upload ends,
     // as for PATCH; otherwise 416, and the session stays as it was.
     let (start, len) = match chunk_start(ctx, repo, id, req).await {
-        Ok(chunk) => (chunk.map(|c| c.0), chunk.and_then(|c| c.1)),
+        Ok(chunk) => chunk,
         Err(resp) => return Ok(resp),
     };
     match ctx

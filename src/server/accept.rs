@@ -4,7 +4,6 @@
 //! heads and TLS handshakes; idle connections closed), and a graceful
 //! shutdown that lets in-flight requests end.
 
-use super::first_byte::FirstByte;
 use crate::http::auth::ClientAddr;
 use axum::body::Body;
 use axum::Router;
@@ -91,25 +90,14 @@ pub async fn serve(
         let stop = stop_rx.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let io = match tls {
-                None => Io::Plain(stream),
-                Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await;
-                    match handshake {
-                        Ok(Ok(s)) => Io::Tls(Box::new(s)),
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    }
-                }
+            let Some(acceptor) = tls else {
+                return serve_connection(stream, peer, app, &limits, stop).await;
             };
-            serve_connection(io, peer, app, &limits, stop).await;
+            match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => serve_connection(s, peer, app, &limits, stop).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
         });
     }
     drop(listener);
@@ -119,23 +107,19 @@ pub async fn serve(
     let _ = slots.acquire_many(max as u32).await;
 }
 
-/// A connection's stream, plain or TLS.
-enum Io {
-    Plain(tokio::net::TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
-}
-
 /// Serve one connection until it ends, the server stops (graceful: the
 /// requests in flight finish), or it has had no request in flight for the
 /// header timeout (an idle keep-alive or HTTP/2 connection must not hold
 /// its slot forever).
-async fn serve_connection(
-    io: Io,
+async fn serve_connection<S>(
+    io: S,
     peer: std::net::SocketAddr,
     app: Router,
     limits: &ConnLimits,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let busy = Arc::new(InFlight::new());
     let tracker = busy.clone();
     let svc = TowerToHyperService::new(tower::service_fn(move |req: Request<Incoming>| {
@@ -154,26 +138,9 @@ async fn serve_connection(
         }
     }));
     let b = builder(limits);
-    let result = match io {
-        Io::Plain(s) => {
-            let conn = b.serve_connection_with_upgrades(
-                TokioIo::new(FirstByte::new(s, limits.header_timeout)),
-                svc,
-            );
-            let close =
-                |c: std::pin::Pin<&mut _>| auto::UpgradeableConnection::graceful_shutdown(c);
-            drive(conn, close, &busy, limits.header_timeout, &mut stop).await
-        }
-        Io::Tls(s) => {
-            let conn = b.serve_connection_with_upgrades(
-                TokioIo::new(FirstByte::new(*s, limits.header_timeout)),
-                svc,
-            );
-            let close =
-                |c: std::pin::Pin<&mut _>| auto::UpgradeableConnection::graceful_shutdown(c);
-            drive(conn, close, &busy, limits.header_timeout, &mut stop).await
-        }
-    };
+    let conn = b.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    let close = |c: std::pin::Pin<&mut _>| auto::UpgradeableConnection::graceful_shutdown(c);
+    let result = drive(conn, close, &busy, limits.header_timeout, &mut stop).await;
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }

@@ -2,7 +2,6 @@
 //! finish in-flight requests before exiting.
 
 mod accept;
-mod first_byte;
 pub mod tls;
 
 use crate::auth::Auth;
