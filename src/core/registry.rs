@@ -113,12 +113,15 @@ pub struct Page {
     len: usize,
     /// The last item, when there may be more after it.
     pub next: Option<String>,
-    /// `next` is a name the listing's filter hid (see
-    /// [`Registry::catalog_where`]): the caller must not be shown it.
-    pub next_hidden: bool,
 }
 
 impl Page {
+    /// `next` is a name the listing's filter hid (see
+    /// [`Registry::catalog_where`]): the caller must not be shown it.
+    pub fn next_hidden(&self) -> bool {
+        self.next.is_some() && self.next.as_ref() != self.items().last()
+    }
+
     pub fn items(&self) -> &[String] {
         &self.names[..self.len]
     }
@@ -742,13 +745,10 @@ impl Registry {
             }
             if !more || scanned >= self.limits.catalog_scan {
                 let len = items.len();
-                let next = if more { cursor } else { None };
-                let next_hidden = next.is_some() && next.as_ref() != items.last();
                 return Ok(Page {
                     names: items.into(),
                     len,
-                    next,
-                    next_hidden,
+                    next: if more { cursor } else { None },
                 });
             }
         }
@@ -812,12 +812,7 @@ fn page(names: Names, n: usize) -> Page {
     let next = (names.len() > n)
         .then(|| names[..len].last().cloned())
         .flatten();
-    Page {
-        names,
-        len,
-        next,
-        next_hidden: false,
-    }
+    Page { names, len, next }
 }
 
 #[cfg(test)]

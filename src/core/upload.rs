@@ -35,6 +35,9 @@ pub(crate) type Slot = tokio::sync::Mutex<Option<HashState>>;
 const KEEP_SLOTS: usize = 1024;
 /// How long a slot nobody uses is kept past [`KEEP_SLOTS`].
 const IDLE_SLOT: Duration = Duration::from_secs(600);
+/// Idle slots are looked for at most this often, so a new session does not
+/// pay for a walk over every slot (the walk is O(slots)).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Per-session state held in memory: a lock that orders requests on the same
 /// session, and its running hash. Sessions of different uploads never share
@@ -45,7 +48,13 @@ const IDLE_SLOT: Duration = Duration::from_secs(600);
 /// of a live one costs a re-hash of its staged bytes, never correctness.
 #[derive(Default)]
 pub(crate) struct Sessions {
-    map: Mutex<HashMap<String, (Arc<Slot>, Instant)>>,
+    map: Mutex<SlotMap>,
+}
+
+#[derive(Default)]
+struct SlotMap {
+    slots: HashMap<String, (Arc<Slot>, Instant)>,
+    last_sweep: Option<Instant>,
 }
 
 impl Sessions {
@@ -54,15 +63,21 @@ impl Sessions {
     }
 
     fn slot_at(&self, id: &str, now: Instant) -> Arc<Slot> {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= KEEP_SLOTS && !map.contains_key(id) {
+        let mut guard = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let map = &mut *guard;
+        let due = map
+            .last_sweep
+            .is_none_or(|t| now.saturating_duration_since(t) >= SWEEP_EVERY);
+        if due && map.slots.len() >= KEEP_SLOTS && !map.slots.contains_key(id) {
             // Only the map holds an idle slot, so nobody holds or waits
             // for its lock, and dropping it cannot let two requests in.
-            map.retain(|_, (slot, used)| {
+            map.slots.retain(|_, (slot, used)| {
                 Arc::strong_count(slot) > 1 || now.saturating_duration_since(*used) < IDLE_SLOT
             });
+            map.last_sweep = Some(now);
         }
         let entry = map
+            .slots
             .entry(id.to_owned())
             .or_insert_with(|| (Arc::default(), now));
         entry.1 = now;
@@ -73,12 +88,16 @@ impl Sessions {
     /// that then makes a new slot finds the session closed.
     pub fn forget(&self, id: &str) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(id);
+        map.slots.remove(id);
     }
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .slots
+            .len()
     }
 }
 

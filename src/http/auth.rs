@@ -297,7 +297,8 @@ pub async fn token_endpoint(
     let Some(issuer) = auth.issuer.as_ref() else {
         return ApiError(Error::new(Code::NameUnknown, "no such endpoint")).into_response();
     };
-    let (user, scopes): (Option<(String, String)>, Vec<String>) = match *method {
+    type Asked = (Option<(String, String)>, Vec<String>, Option<String>);
+    let (user, scopes, service): Asked = match *method {
         Method::GET => {
             let user = match credentials(headers) {
                 Credentials::Basic(u, p) => Some((u, p)),
@@ -315,11 +316,8 @@ pub async fn token_endpoint(
                 .filter(|(k, _)| k == "scope")
                 .flat_map(|(_, v)| v.split(' ').map(str::to_owned).collect::<Vec<_>>())
                 .collect();
-            let service = query.iter().find(|(k, _)| k == "service").map(|(_, v)| v);
-            if service.is_some_and(|s| s != issuer.service()) {
-                return unknown_service();
-            }
-            (user, scopes)
+            let service = query.iter().find(|(k, _)| k == "service");
+            (user, scopes, service.map(|(_, v)| v.clone()))
         }
         Method::POST => {
             let Ok(bytes) = axum::body::to_bytes(body, MAX_TOKEN_FORM).await else {
@@ -342,9 +340,6 @@ pub async fn token_endpoint(
                     )
                 }
             }
-            if field("service").is_some_and(|s| s != issuer.service()) {
-                return unknown_service();
-            }
             let (Some(u), Some(p)) = (field("username"), field("password")) else {
                 return token_error(
                     StatusCode::BAD_REQUEST,
@@ -355,12 +350,15 @@ pub async fn token_endpoint(
             let scopes = field("scope")
                 .map(|s| s.split(' ').map(str::to_owned).collect())
                 .unwrap_or_default();
-            (Some((u, p)), scopes)
+            (Some((u, p)), scopes, field("service"))
         }
         _ => {
             return ApiError(Error::new(Code::Unsupported, "use GET or POST")).into_response();
         }
     };
+    if service.is_some_and(|s| s != issuer.service()) {
+        return unknown_service();
+    }
     let subject = match &user {
         Some((u, p)) => match auth.login(client, u, p).await {
             Ok(()) => Some(u.as_str()),

@@ -113,7 +113,7 @@ pub async fn catalog(ctx: &Ctx, req: &Req) -> ApiResult {
         let shows = |r: &str| ctx.auth.catalog_shows(&req.caller, r);
         ctx.registry.catalog_where(last, n, &shows).await?
     };
-    if page.next_hidden {
+    if page.next_hidden() {
         page.next = Some(
             page.next
                 .as_deref()

@@ -13,18 +13,12 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 pub async fn start(ctx: &Ctx, repo: &RepoName, req: &Req, body: Body) -> ApiResult {
-    if let Some(d) = req.param("mount") {
-        // A mount reads the source: without pull rights on it (or with a
-        // `from` that is not a valid name, or a digest that is not one) the
-        // client gets a session, as for any mount that cannot be served
-        // (§Mounting a blob from another repository: 202), and learns
-        // nothing.
-        let Ok(digest) = digest(d) else {
-            return session_created(
-                ctx.registry.start_upload(repo, None, &req.client).await?,
-                repo,
-            );
-        };
+    // A mount reads the source: without pull rights on it (or with a
+    // `from` that is not a valid name, or a digest that is not one) the
+    // client gets a session, as for any mount that cannot be served
+    // (§Mounting a blob from another repository: 202), and learns nothing.
+    let mount = req.param("mount");
+    if let Some(digest) = mount.and_then(|d| digest(d).ok()) {
         let may_pull = |r: &str| ctx.auth.actions(&req.caller, r).contains(Actions::PULL);
         let unrestricted = matches!(req.caller, Caller::Unrestricted);
         let from = req.param("from").map(RepoName::parse);
@@ -39,7 +33,7 @@ pub async fn start(ctx: &Ctx, repo: &RepoName, req: &Req, body: Body) -> ApiResu
         let out = ctx.registry.start_upload(repo, mount, &req.client).await?;
         return session_created(out, repo);
     }
-    if let Some(d) = req.param("digest") {
+    if let Some(d) = req.param("digest").filter(|_| mount.is_none()) {
         let d = digest(d)?;
         ctx.registry
             .upload_whole_for(repo, &d, body_stream(body), Some(&req.client))

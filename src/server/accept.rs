@@ -129,11 +129,9 @@ async fn serve_connection<S>(
         let call = app.clone().oneshot(req);
         async move {
             let resp = call.await?;
-            Ok::<_, std::convert::Infallible>(resp.map(|b| {
-                Body::new(Tracked {
-                    inner: b,
-                    _guard: guard,
-                })
+            Ok::<_, std::convert::Infallible>(resp.map(|b| Tracked {
+                inner: b,
+                _guard: guard,
             }))
         }
     }));

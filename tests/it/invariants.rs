@@ -111,6 +111,18 @@ fn reads_never_write_and_never_cross_repositories() {
             ),
             200
         );
+        // A referrers page after a cursor, filtered.
+        assert_eq!(
+            status(
+                &c,
+                M::GET,
+                &b.v2(&format!(
+                    "my-repo/referrers/{0}?n=1&last={0}&artifactType=a/b+json",
+                    image.digest
+                ))
+            ),
+            200
+        );
         assert_eq!(status(&c, M::GET, &format!("{}{location}", b.url)), 204);
         // Unknown things in the right repository.
         let missing = sha256(b"not stored anywhere");

@@ -214,6 +214,11 @@ fn catalog_links_never_name_hidden_repositories() {
         push_image(&admin, s.url(), repo, "v1", &image);
     }
     let bob = s.client_as("bob", &[]);
+    // Paging, sealed cursors included, is a read: it changes nothing.
+    let before = (
+        crate::common::snapshot(&s.berth.data_dir),
+        crate::common::metadata_dump(&s.berth.metadata_path()),
+    );
     let mut url = format!("{}/v2/_catalog?n=5", s.url());
     let (mut seen, mut sealed) = (Vec::new(), 0);
     for _ in 0..20 {
@@ -237,6 +242,17 @@ fn catalog_links_never_name_hidden_repositories() {
     }
     assert_eq!(seen, ["public/web", "team/app"]);
     assert!(sealed > 0, "no page stopped on a hidden name");
+    assert_eq!(
+        before.1,
+        crate::common::metadata_dump(&s.berth.metadata_path()),
+        "catalog paging changed the metadata"
+    );
+    let mut files = crate::common::snapshot(&s.berth.data_dir);
+    let mut old = before.0;
+    for f in [&mut files, &mut old] {
+        f.retain(|k, _| !k.starts_with("metadata.db"));
+    }
+    assert_eq!(old, files, "catalog paging changed the data directory");
     // A cursor berth did not make is a client error, not a way in.
     let resp = bob
         .get(format!(
