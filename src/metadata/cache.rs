@@ -272,6 +272,7 @@ mod tests {
             digest: Digest::sha256_of(body.as_bytes()),
             media_type: "m".into(),
             body: bytes::Bytes::copy_from_slice(body.as_bytes()),
+            verified: true,
         })
     }
 

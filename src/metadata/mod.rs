@@ -95,6 +95,17 @@ pub struct ManifestRecord {
     pub digest: Digest,
     pub media_type: String,
     pub body: bytes::Bytes,
+    /// The store has checked that `body` hashes to `digest` since it read
+    /// it (so a cache hit needs no second hash); false means the caller
+    /// must check.
+    pub verified: bool,
+}
+
+impl ManifestRecord {
+    /// Whether `body` hashes to `digest`.
+    pub fn body_matches(&self) -> bool {
+        Digest::of(self.digest.algorithm(), &self.body) == self.digest
+    }
 }
 
 /// One entry of a referrers response.

@@ -203,8 +203,11 @@ impl SqliteMetadata {
                 .query_row(params![repo.as_str(), reference], manifest_row)
                 .optional()
         })?;
-        let record = to_record(row)?;
-        if let Some(r) = &record {
+        let mut record = to_record(row)?;
+        // Only a body that hashes to its digest is remembered, so what the
+        // cache serves needs no second look (invariant 7).
+        if let Some(r) = record.as_mut().filter(|r| r.body_matches()) {
+            r.verified = true;
             let entry = Cached::Manifest(r.clone());
             self.cache
                 .insert(generation, repo.as_str(), reference, entry);
@@ -284,6 +287,7 @@ fn to_record(row: Option<(String, String, Vec<u8>)>) -> Result<Option<ManifestRe
                 .map_err(|e| Error::internal("stored manifest digest", e))?,
             media_type,
             body: body.into(),
+            verified: false,
         })
     })
     .transpose()
